@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ManagedProcess, runStatus, start } from "./exec.js";
+import { DetachedProcess, runStatus, start, startDetached, type RunningProcess } from "./exec.js";
 import { freePort, waitFor } from "./ports.js";
 
 export interface EtcdTls {
@@ -30,14 +30,48 @@ export interface EtcdServerOptions {
   dataDir?: string;
   /** For a multi-member cluster: every member, this one included. */
   cluster?: { self: EtcdMemberSpec; members: readonly EtcdMemberSpec[] };
+  /** Fixed ports instead of free ones picked on loopback (inside a namespace every port is free). */
+  clientPort?: number;
+  peerPort?: number;
+  /** Run detached (it outlives this process), appending its output here — the lab's mode. */
+  logFile?: string;
 }
 
-function wrap(netns: string | undefined, file: string, args: string[]): [string, string[]] {
+/** etcd's command line for one member: its own client and peer URLs, data dir, and the cluster it belongs to. */
+export function etcdArgs(member: EtcdMemberSpec, dataDir: string, members: readonly EtcdMemberSpec[], tls?: EtcdTls): string[] {
+  const scheme = tls === undefined ? "http" : "https";
+  const clientUrl = `${scheme}://${member.host}:${member.clientPort}`;
+  const peerUrl = `http://${member.host}:${member.peerPort}`;
+  const args = [
+    "--name", member.name,
+    "--data-dir", dataDir,
+    // Also on loopback (inside a namespace that is the namespace's own loopback) for local tools.
+    "--listen-client-urls", member.host === "127.0.0.1" ? clientUrl : `${clientUrl},${scheme}://127.0.0.1:${member.clientPort}`,
+    "--advertise-client-urls", clientUrl,
+    "--listen-peer-urls", peerUrl,
+    "--initial-advertise-peer-urls", peerUrl,
+    "--initial-cluster", members.map((m) => `${m.name}=http://${m.host}:${m.peerPort}`).join(","),
+    "--initial-cluster-state", "new",
+    "--initial-cluster-token", "trellis",
+    "--logger", "zap",
+    "--log-level", "error",
+    // Small and fast: tests and the lab never need big snapshots.
+    "--snapshot-count", "10000",
+    "--quota-backend-bytes", String(256 * 1024 * 1024),
+  ];
+  if (tls !== undefined) {
+    args.push("--cert-file", tls.certFile, "--key-file", tls.keyFile);
+    if (tls.clientCertAuth) args.push("--client-cert-auth", "--trusted-ca-file", tls.caFile);
+  }
+  return args;
+}
+
+export function wrap(netns: string | undefined, file: string, args: string[]): [string, string[]] {
   return netns === undefined ? [file, args] : ["ip", ["netns", "exec", netns, file, ...args]];
 }
 
 export class EtcdServer {
-  private process: ManagedProcess | undefined;
+  private process: RunningProcess | undefined;
   private ownsDataDir = false;
 
   private constructor(
@@ -51,8 +85,8 @@ export class EtcdServer {
     const member = options.cluster?.self ?? {
       name: "default",
       host,
-      clientPort: await freePort(options.netns === undefined ? host : "127.0.0.1"),
-      peerPort: await freePort(options.netns === undefined ? host : "127.0.0.1"),
+      clientPort: options.clientPort ?? (await freePort(options.netns === undefined ? host : "127.0.0.1")),
+      peerPort: options.peerPort ?? (await freePort(options.netns === undefined ? host : "127.0.0.1")),
       ...(options.netns === undefined ? {} : { netns: options.netns }),
     };
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "trellis-etcd-")));
@@ -84,37 +118,16 @@ export class EtcdServer {
   }
 
   private args(): string[] {
-    const { member, options } = this;
-    const peerUrl = `http://${member.host}:${member.peerPort}`;
-    const members = options.cluster?.members ?? [member];
-    const args = [
-      "--name", member.name,
-      "--data-dir", this.dataDir,
-      "--listen-client-urls", this.endpoint,
-      "--advertise-client-urls", this.endpoint,
-      "--listen-peer-urls", peerUrl,
-      "--initial-advertise-peer-urls", peerUrl,
-      "--initial-cluster", members.map((m) => `${m.name}=http://${m.host}:${m.peerPort}`).join(","),
-      "--initial-cluster-state", "new",
-      "--initial-cluster-token", "trellis",
-      "--logger", "zap",
-      "--log-level", "error",
-      // Small and fast: tests and the lab never need big snapshots.
-      "--snapshot-count", "10000",
-      "--quota-backend-bytes", String(256 * 1024 * 1024),
-    ];
-    const tls = options.tls;
-    if (tls !== undefined) {
-      args.push("--cert-file", tls.certFile, "--key-file", tls.keyFile);
-      if (tls.clientCertAuth) args.push("--client-cert-auth", "--trusted-ca-file", tls.caFile);
-    }
-    return args;
+    return etcdArgs(this.member, this.dataDir, this.options.cluster?.members ?? [this.member], this.options.tls);
   }
 
   private async launch(): Promise<void> {
     const [file, args] = wrap(this.member.netns, "etcd", this.args());
-    // etcd 3.4 on amd64 needs no env; ETCD_UNSUPPORTED_ARCH stays unset.
-    this.process = start(`etcd ${this.member.name}`, file, args);
+    const logFile = this.options.logFile;
+    this.process =
+      logFile === undefined
+        ? start(`etcd ${this.member.name}`, file, args)
+        : new DetachedProcess(startDetached(file, args, logFile), logFile, /\betcd\b/);
     const proc = this.process;
     if (this.options.cluster !== undefined) return; // members wait for each other: see waitHealthy()
     await this.waitHealthy(proc);

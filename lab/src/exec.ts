@@ -1,6 +1,7 @@
 // Running host tools for the lab, tests and benchmarks: always argument arrays, never shell strings.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { closeSync, openSync, readFileSync } from "node:fs";
 
 export interface RunResult {
   stdout: string;
@@ -47,8 +48,37 @@ export function runStatus(
   });
 }
 
+/** What the lab and tests need of a long-running process, attached (piped) or detached (logging to a file). */
+export interface RunningProcess {
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  readonly recentOutput: string;
+  stop(graceMs?: number, signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** A detached process known by PID; its output is in logFile. */
+export class DetachedProcess implements RunningProcess {
+  constructor(readonly pid: number, readonly logFile: string, private readonly expect: RegExp) {}
+
+  get running(): boolean {
+    return pidAlive(this.pid) && this.expect.test(commandLine(this.pid));
+  }
+
+  get recentOutput(): string {
+    try {
+      return readFileSync(this.logFile, "utf8").slice(-64_000);
+    } catch {
+      return "";
+    }
+  }
+
+  async stop(graceMs = 5000, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    await stopPid(this.pid, this.expect, graceMs, signal);
+  }
+}
+
 /** A long-running child process we started and must stop by its own PID. */
-export class ManagedProcess {
+export class ManagedProcess implements RunningProcess {
   readonly exited: Promise<number | null>;
   private output = "";
 
@@ -90,4 +120,59 @@ export class ManagedProcess {
 export function start(name: string, file: string, args: readonly string[], env?: NodeJS.ProcessEnv): ManagedProcess {
   const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
   return new ManagedProcess(name, child);
+}
+
+/**
+ * Starts a process that outlives us (the lab's etcd and agents): its own session, output appended to logFile.
+ * Returns its PID; stop it with stopPid().
+ */
+export function startDetached(file: string, args: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): number {
+  const fd = openSync(logFile, "a");
+  try {
+    const child = spawn(file, args, { detached: true, stdio: ["ignore", fd, fd], env: env ?? process.env });
+    child.unref();
+    if (child.pid === undefined) throw new Error(`could not start ${file}`);
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The command line of a live process ("" when gone): lets us check a recorded PID is still ours before killing it. */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+  } catch {
+    return "";
+  }
+}
+
+/** SIGTERM, then SIGKILL after graceMs; resolves when the PID is gone. Only if its command line matches `expect`. */
+export async function stopPid(pid: number, expect: RegExp, graceMs = 5000, signal: NodeJS.Signals = "SIGTERM"): Promise<boolean> {
+  if (!expect.test(commandLine(pid))) return false;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return false;
+  }
+  const deadline = Date.now() + graceMs;
+  while (pidAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+  if (pidAlive(pid)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone in between
+    }
+    while (pidAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
 }

@@ -1,0 +1,74 @@
+// `run`: the node daemon. SIGTERM/SIGINT stop it without touching the datapath.
+import { Option, type Command } from "commander";
+import { systemClock } from "../../../../lib/src/clock.js";
+import { InvalidArgumentError } from "../../../../lib/src/errors.js";
+import { nodeFileStore } from "../../../../lib/src/files.js";
+import { formatCidr } from "../../../../lib/src/ipv4.js";
+import { DEFAULTS, parseLeaseTtlSeconds } from "../../config/agent-options.js";
+import { Agent } from "../../daemon/agent.js";
+import { logAgentEvent } from "../agent-log.js";
+import { openRegistry } from "../context.js";
+import { addEtcdOptions, addNodeOptions, envName, flag, LOG_LEVELS, type EtcdFlags, type LogFormat, type LogLevel, type NodeFlags } from "../options.js";
+
+interface RunFlags extends EtcdFlags, NodeFlags {
+  subnetLeaseTtl: string;
+  ipMasq: boolean;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+}
+
+export function parseBool(field: string): (text: string) => boolean {
+  return (text) => {
+    if (/^(true|1|yes|on)$/i.test(text)) return true;
+    if (/^(false|0|no|off)$/i.test(text)) return false;
+    throw new InvalidArgumentError(field, text, "must be true or false");
+  };
+}
+
+export function registerRun(program: Command): void {
+  addNodeOptions(addEtcdOptions(program.command("run").description("run the node agent (lease, peers, dataplane)")))
+    .addOption(flag("--subnet-lease-ttl <duration>", "TTL of this node's lease, renewed by the agent", DEFAULTS.subnetLeaseTtl))
+    .addOption(
+      new Option("--ip-masq [bool]", "masquerade traffic from pods to outside the network")
+        .env(envName("--ip-masq"))
+        .argParser(parseBool("--ip-masq"))
+        .default(true),
+    )
+    .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS).env(envName("--log-level")).default("info"))
+    .addOption(
+      new Option("--log-format <format>", "json lines, or text for terminals").choices(["json", "text"]).env(envName("--log-format"))
+        .default(process.stderr.isTTY ? "text" : "json"),
+    )
+    .addHelpText("after", "\nExamples:\n  trellis-agent run --etcd-endpoints http://10.0.0.1:2379 --iface eth1\n  TRELLIS_IFACE=eth1 TRELLIS_IP_MASQ=false trellis-agent run")
+    .action(async (flags: RunFlags) => {
+      const leaseTtlSeconds = parseLeaseTtlSeconds(flags.subnetLeaseTtl);
+      const [{ createLogger }, { openHostNetwork }] = await Promise.all([import("../logger.js"), import("../../node/kernel-host-network.js")]);
+      const log = createLogger(flags.logLevel, flags.logFormat);
+      const controller = new AbortController();
+      const stop = (signal: NodeJS.Signals): void => {
+        log.info("stopping; the datapath stays in place", { signal });
+        controller.abort(new Error(`received ${signal}`));
+      };
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+
+      const { registry, prefix } = await openRegistry(flags, "daemon");
+      const host = openHostNetwork();
+      try {
+        const agent = new Agent(
+          { etcdPrefix: prefix, subnetFile: flags.subnetFile, leaseTtlSeconds, ipMasq: flags.ipMasq, iface: flags.iface, publicIp: flags.publicIp },
+          { registry, clock: systemClock, files: nodeFileStore, host },
+        );
+        agent.events.on((event) => { logAgentEvent(log, event); });
+        const started = await agent.start(controller.signal);
+        log.info("ready", { subnet: formatCidr(started.lease.subnet), publicIp: started.underlay.publicIp });
+        await started.done;
+      } catch (error) {
+        if (!controller.signal.aborted) throw error;
+      } finally {
+        registry.close();
+        host.close();
+        await new Promise<void>((resolve) => { log.on("finish", resolve); log.end(); });
+      }
+    });
+}

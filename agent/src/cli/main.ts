@@ -1,0 +1,52 @@
+// trellis-agent entry point: argv + env → a subcommand. The only place (with the command actions) that writes to
+// the console and sets the exit code. Errors become one clear line on stderr, never a stack trace.
+import { Command, CommanderError } from "commander";
+import { errorMessage, TrellisError } from "../../../lib/src/errors.js";
+import { registerNetwork } from "./commands/network.js";
+import { registerLeaseAdmin } from "./commands/reserve.js";
+import { registerRun } from "./commands/run.js";
+import { registerStatus } from "./commands/status.js";
+import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { ENV_PREFIX } from "../config/agent-options.js";
+
+function buildProgram(): Command {
+  const program = new Command("trellis-agent")
+    .description("trellis node agent: subnet leases in etcd, VXLAN/host-gw dataplane, CNI subnet file")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) })
+    .addHelpText("after", `\nEvery flag can also be set by an environment variable: ${ENV_PREFIX}<FLAG_NAME>, e.g. ${ENV_PREFIX}ETCD_ENDPOINTS.\nDocumentation: docs/operations.md`);
+  registerRun(program);
+  registerStatus(program);
+  registerNetwork(program);
+  registerLeaseAdmin(program);
+  // Subcommands inherit exitOverride and output settings only when set on each of them.
+  for (const command of program.commands) {
+    command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    for (const sub of command.commands) sub.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  }
+  return program;
+}
+
+async function main(): Promise<number> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const code = error instanceof TrellisError ? error.code : undefined;
+    process.stderr.write(`trellis-agent: ${errorMessage(error)}\n`);
+    if (process.env.TRELLIS_DEBUG === "1" && error instanceof Error) process.stderr.write(`${error.stack ?? ""}\n`);
+    return exitCodeFor(code);
+  }
+}
+
+// `trellis-agent status | head` closes our stdout early: that is not an error worth a stack trace.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+});
+
+process.exitCode = await main();

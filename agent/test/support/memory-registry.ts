@@ -1,0 +1,203 @@
+// An in-memory SubnetRegistry with etcd's semantics where the lease layer relies on them (create-if-absent,
+// compare-mod-revision, TTL leases on a clock, a revisioned watch, compaction), plus fault injection.
+import type { Clock } from "../../../lib/src/clock.js";
+import { TrellisError } from "../../../lib/src/errors.js";
+import { type Cidr } from "../../../lib/src/ipv4.js";
+import { decodeLeaseValue, encodeLeaseValue, subnetKeyName, type LeaseAttrs } from "../../src/lease/lease-codec.js";
+import type { LeaseListing, RegistryUpdate, RegistryWatch, StoredLease, SubnetRegistry, WatchSink } from "../../src/lease/registry.js";
+
+interface Entry {
+  subnet: Cidr;
+  value: string;
+  leaseId: string | undefined;
+  modRevision: number;
+}
+
+interface History {
+  revision: number;
+  update: RegistryUpdate;
+}
+
+export class MemoryRegistry implements SubnetRegistry {
+  config: string | undefined;
+  readonly entries = new Map<string, Entry>();
+  private readonly leases = new Map<string, number>(); // id → expiry (ms)
+  private revision = 1;
+  private compactedAt = 0;
+  private nextLease = 1000;
+  private history: History[] = [];
+  private readonly watches = new Set<{ from: number; sink: WatchSink }>();
+  /** Calls that fail before reaching the "store" (etcd down). */
+  failing = false;
+  readonly calls: string[] = [];
+
+  constructor(private readonly clock: Clock) {}
+
+  private check(call: string): void {
+    this.calls.push(call);
+    this.expire();
+    if (this.failing) throw new TrellisError("ETCD_UNAVAILABLE", `etcd is unreachable (fake): ${call}`);
+  }
+
+  /** Deletes keys whose lease ran out, as etcd does. */
+  expire(): void {
+    for (const [id, at] of this.leases) {
+      if (at > this.clock.now()) continue;
+      this.leases.delete(id);
+      for (const [key, entry] of this.entries) if (entry.leaseId === id) this.remove(key);
+    }
+  }
+
+  private publish(update: RegistryUpdate): void {
+    this.revision += 1;
+    this.history.push({ revision: this.revision, update });
+    for (const watch of this.watches) watch.sink.updates([update], String(this.revision));
+  }
+
+  private stored(entry: Entry): StoredLease {
+    return { subnet: entry.subnet, attrs: decodeLeaseValue(entry.value), leaseId: entry.leaseId, modRevision: String(entry.modRevision) };
+  }
+
+  /** Writes a raw value (as an admin or another agent would), no TTL unless leaseTtlSeconds. */
+  putRaw(subnet: Cidr, value: string, leaseTtlSeconds?: number): void {
+    let leaseId: string | undefined;
+    if (leaseTtlSeconds !== undefined) {
+      leaseId = String(this.nextLease++);
+      this.leases.set(leaseId, this.clock.now() + leaseTtlSeconds * 1000);
+      this.ttlOf.set(leaseId, leaseTtlSeconds);
+    }
+    const entry: Entry = { subnet, value, leaseId, modRevision: this.revision + 1 };
+    this.entries.set(subnetKeyName(subnet), entry);
+    this.publish({ type: "put", lease: this.stored(entry) });
+  }
+
+  remove(key: string): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
+    this.entries.delete(key);
+    this.publish({ type: "delete", subnet: entry.subnet });
+  }
+
+  revokeNow(leaseId: string): void {
+    this.leases.set(leaseId, 0);
+    this.expire();
+  }
+
+  /** Drops history up to now and breaks every watch that needs it, as etcd compaction does. */
+  compact(): void {
+    this.compactedAt = this.revision;
+    this.history = [];
+    for (const watch of [...this.watches]) {
+      this.watches.delete(watch);
+      watch.sink.broken("compacted", new Error("mvcc: required revision has been compacted"));
+    }
+  }
+
+  /** Breaks every watch as a dropped connection does. */
+  disconnect(): void {
+    for (const watch of [...this.watches]) {
+      this.watches.delete(watch);
+      watch.sink.broken("disconnected", new Error("connection dropped"));
+    }
+  }
+
+  get watchCount(): number {
+    return this.watches.size;
+  }
+
+  getNetworkConfig(): Promise<string | undefined> {
+    this.check("getNetworkConfig");
+    return Promise.resolve(this.config);
+  }
+
+  putNetworkConfig(text: string): Promise<void> {
+    this.check("putNetworkConfig");
+    this.config = text;
+    return Promise.resolve();
+  }
+
+  listLeases(): Promise<LeaseListing> {
+    this.check("listLeases");
+    return Promise.resolve({ leases: [...this.entries.values()].map((e) => this.stored(e)), revision: String(this.revision), strayKeys: [] });
+  }
+
+  timeToLive(leaseId: string): Promise<number | undefined> {
+    this.check("timeToLive");
+    const at = this.leases.get(leaseId);
+    return Promise.resolve(at === undefined ? undefined : Math.ceil((at - this.clock.now()) / 1000));
+  }
+
+  grantLease(ttlSeconds: number): Promise<string> {
+    this.check("grantLease");
+    const id = String(this.nextLease++);
+    this.leases.set(id, this.clock.now() + ttlSeconds * 1000);
+    this.ttlOf.set(id, ttlSeconds);
+    return Promise.resolve(id);
+  }
+
+  private write(subnet: Cidr, attrs: LeaseAttrs, leaseId: string | undefined): boolean {
+    if (leaseId !== undefined && !this.leases.has(leaseId)) throw new TrellisError("ETCD_FAILED", "requested lease not found");
+    const entry: Entry = { subnet, value: encodeLeaseValue(attrs), leaseId, modRevision: this.revision + 1 };
+    this.entries.set(subnetKeyName(subnet), entry);
+    this.publish({ type: "put", lease: this.stored(entry) });
+    return true;
+  }
+
+  createLease(subnet: Cidr, attrs: LeaseAttrs, leaseId: string | undefined): Promise<boolean> {
+    this.check("createLease");
+    if (this.entries.has(subnetKeyName(subnet))) return Promise.resolve(false);
+    return Promise.resolve(this.write(subnet, attrs, leaseId));
+  }
+
+  replaceLease(subnet: Cidr, attrs: LeaseAttrs, modRevision: string, leaseId: string | undefined): Promise<boolean> {
+    this.check("replaceLease");
+    const entry = this.entries.get(subnetKeyName(subnet));
+    if (entry === undefined || String(entry.modRevision) !== modRevision) return Promise.resolve(false);
+    return Promise.resolve(this.write(subnet, attrs, leaseId));
+  }
+
+  deleteLease(subnet: Cidr, modRevision?: string): Promise<boolean> {
+    this.check("deleteLease");
+    const key = subnetKeyName(subnet);
+    const entry = this.entries.get(key);
+    if (entry === undefined || (modRevision !== undefined && String(entry.modRevision) !== modRevision)) return Promise.resolve(false);
+    this.remove(key);
+    return Promise.resolve(true);
+  }
+
+  keepAlive(leaseId: string): Promise<number | undefined> {
+    this.check("keepAlive");
+    const at = this.leases.get(leaseId);
+    if (at === undefined) return Promise.resolve(undefined);
+    const ttl = this.ttlOf.get(leaseId) ?? 60;
+    this.leases.set(leaseId, this.clock.now() + ttl * 1000);
+    return Promise.resolve(ttl);
+  }
+
+  /** TTL each lease is renewed to (defaults to 60 s). */
+  readonly ttlOf = new Map<string, number>();
+
+  revoke(leaseId: string): Promise<void> {
+    this.check("revoke");
+    this.revokeNow(leaseId);
+    return Promise.resolve();
+  }
+
+  watchLeases(fromRevision: string, sink: WatchSink): Promise<RegistryWatch> {
+    this.check("watchLeases");
+    const from = Number(fromRevision);
+    if (from <= this.compactedAt) {
+      queueMicrotask(() => { sink.broken("compacted", new Error("mvcc: required revision has been compacted")); });
+      return Promise.resolve({ cancel: () => Promise.resolve() });
+    }
+    const watch = { from, sink };
+    for (const item of this.history) if (item.revision >= from) sink.updates([item.update], String(item.revision));
+    this.watches.add(watch);
+    queueMicrotask(() => { sink.live(); });
+    return Promise.resolve({ cancel: () => { this.watches.delete(watch); return Promise.resolve(); } });
+  }
+
+  close(): void {
+    this.watches.clear();
+  }
+}

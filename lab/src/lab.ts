@@ -1,0 +1,240 @@
+// The lab: an underlay namespace (bridge, etcd, a router to an "outside" address) and one namespace per node
+// running a real trellis-agent, started as it would be on a node. Used by `scripts/lab`, the end-to-end tests and
+// the benchmarks. Everything it creates carries the layout's prefix; down() removes all of it, also after a crash.
+import { execFileSync } from "node:child_process";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { AGENT_BIN } from "../../test/support/paths.js";
+import { EtcdServer } from "./etcd.js";
+import { commandLine, run, runStatus, startDetached, stopPid } from "./exec.js";
+import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, LabLayout, OUTSIDE_IP, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";
+import { addNamespace, deleteNamespace, ipIn, listNamespaces } from "./netns.js";
+import { waitFor } from "./ports.js";
+import { readState, writeState, type LabState } from "./state.js";
+
+export type Backend = "vxlan" | "host-gw";
+
+export interface UpOptions {
+  readonly nodes: number;
+  readonly backend: Backend;
+  readonly directRouting?: boolean;
+  /** Lease TTL for the agents (default: the agent's 24h). */
+  readonly leaseTtl?: string;
+}
+
+const AGENT_CMD = /agent\/bin\/agent run/;
+const ETCD_CMD = /\betcd\b.*--data-dir/;
+
+export class Lab {
+  private state: LabState | undefined;
+
+  constructor(
+    readonly layout: LabLayout,
+    private readonly progress: (line: string) => void = () => undefined,
+  ) {}
+
+  /** Loads the state of a lab created earlier (by another process). */
+  async load(): Promise<LabState | undefined> {
+    this.state = await readState(this.layout.stateFile);
+    return this.state;
+  }
+
+  get current(): LabState {
+    if (this.state === undefined) throw new Error(`no lab is up (no ${this.layout.stateFile}); run \`scripts/lab up\``);
+    return this.state;
+  }
+
+  private async save(): Promise<void> {
+    await writeState(this.layout.stateFile, this.current);
+  }
+
+  async up(options: UpOptions): Promise<void> {
+    await this.down();
+    await mkdir(this.layout.stateDir, { recursive: true });
+    this.state = {
+      prefix: this.layout.prefix,
+      backend: options.backend,
+      directRouting: options.directRouting ?? false,
+      etcdPids: [],
+      etcdEndpoints: [this.layout.etcdEndpoint()],
+      nodes: [],
+      createdAt: new Date().toISOString(),
+    };
+    await this.save();
+    this.progress(`underlay: namespace ${this.layout.underlayNs}, bridge br0, ${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}`);
+    await this.createUnderlay();
+    this.progress(`etcd: starting in ${this.layout.underlayNs} at ${this.layout.etcdEndpoint()}`);
+    await this.startEtcd();
+    this.progress(`network config: 172.30.0.0/16, backend ${options.backend}${options.directRouting === true ? " with DirectRouting" : ""}`);
+    await this.writeNetworkConfig(options);
+    for (let index = 1; index <= options.nodes; index++) {
+      await this.addNode(index, options.leaseTtl);
+    }
+    await Promise.all(this.current.nodes.map((n) => this.waitReady(n.index)));
+  }
+
+  private async createUnderlay(): Promise<void> {
+    const ns = this.layout.underlayNs;
+    await addNamespace(ns);
+    await ipIn(ns, "link", "add", "br0", "type", "bridge");
+    await ipIn(ns, "addr", "add", `${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}`, "dev", "br0");
+    await ipIn(ns, "link", "set", "br0", "up");
+    // The "outside": an address beyond the pod network that pods reach only when masqueraded.
+    await ipIn(ns, "addr", "add", `${OUTSIDE_IP}/32`, "dev", "lo");
+    await run("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+  }
+
+  private async startEtcd(): Promise<void> {
+    const server = await EtcdServer.start({
+      host: UNDERLAY_GATEWAY,
+      netns: this.layout.underlayNs,
+      clientPort: ETCD_CLIENT_PORT,
+      peerPort: ETCD_PEER_PORT,
+      dataDir: join(this.layout.stateDir, "etcd"),
+      logFile: join(this.layout.stateDir, "etcd.log"),
+    });
+    if (server.pid !== undefined) this.current.etcdPids.push(server.pid);
+    await this.save();
+  }
+
+  /** Runs trellis-agent with the given arguments inside a namespace (the underlay's by default). */
+  agentCli(args: readonly string[], ns = this.layout.underlayNs, env: Record<string, string> = {}): ReturnType<typeof runStatus> {
+    return runStatus("ip", ["netns", "exec", ns, process.execPath, AGENT_BIN, ...args], {
+      env: { ...process.env, TRELLIS_ETCD_ENDPOINTS: this.current.etcdEndpoints.join(","), ...env },
+      timeoutMs: 30_000,
+    });
+  }
+
+  private async writeNetworkConfig(options: UpOptions): Promise<void> {
+    const args = ["network", "set", "--network", "172.30.0.0/16", "--backend", options.backend];
+    if (options.directRouting === true) args.push("--direct-routing");
+    const result = await this.agentCli(args);
+    if (result.code !== 0) throw new Error(`network set failed: ${result.stderr}`);
+  }
+
+  /** The agent's environment on a node: the same TRELLIS_* settings a real node's unit file carries. */
+  agentEnv(node: NodeLayout, leaseTtl?: string): Record<string, string> {
+    return {
+      TRELLIS_ETCD_ENDPOINTS: this.current.etcdEndpoints.join(","),
+      TRELLIS_IFACE: "eth0",
+      TRELLIS_SUBNET_FILE: join(node.dir, "subnet.env"),
+      TRELLIS_LOG_FORMAT: "text",
+      ...(leaseTtl === undefined ? {} : { TRELLIS_SUBNET_LEASE_TTL: leaseTtl }),
+    };
+  }
+
+  /** Creates node namespace `index` (the next free one by default), wires it to the underlay and starts its agent. */
+  async addNode(index = this.nextIndex(), leaseTtl?: string): Promise<NodeLayout> {
+    const node = this.layout.node(index);
+    if (this.current.nodes.some((n) => n.index === index)) throw new Error(`node ${node.name} already exists`);
+    this.progress(`node ${node.name}: namespace ${node.ns}, eth0 ${node.ip}`);
+    this.current.nodes.push({ index });
+    await this.save();
+    await mkdir(node.dir, { recursive: true });
+    await addNamespace(node.ns);
+    const peer = `${this.layout.prefix}t${index}`;
+    await run("ip", ["link", "add", node.uplink, "type", "veth", "peer", "name", peer]);
+    await run("ip", ["link", "set", node.uplink, "netns", this.layout.underlayNs]);
+    await run("ip", ["link", "set", peer, "netns", node.ns, "name", "eth0"]);
+    await ipIn(this.layout.underlayNs, "link", "set", node.uplink, "master", "br0", "up");
+    await ipIn(node.ns, "addr", "add", `${node.ip}/${UNDERLAY_PREFIX_LEN}`, "dev", "eth0");
+    await ipIn(node.ns, "link", "set", "eth0", "up");
+    await ipIn(node.ns, "route", "add", "default", "via", UNDERLAY_GATEWAY);
+    await this.startAgent(index, leaseTtl);
+    return node;
+  }
+
+  private nextIndex(): number {
+    const used = new Set(this.current.nodes.map((n) => n.index));
+    let index = 1;
+    while (used.has(index)) index += 1;
+    return index;
+  }
+
+  async startAgent(index: number, leaseTtl?: string): Promise<number> {
+    const node = this.layout.node(index);
+    const entry = this.current.nodes.find((n) => n.index === index);
+    if (entry === undefined) throw new Error(`no node ${node.name}`);
+    const log = join(node.dir, "agent.log");
+    entry.logOffset = await stat(log).then((s) => s.size, () => 0);
+    const pid = startDetached(
+      "ip",
+      ["netns", "exec", node.ns, process.execPath, AGENT_BIN, "run"],
+      log,
+      { ...process.env, ...this.agentEnv(node, leaseTtl) },
+    );
+    entry.agentPid = pid;
+    await this.save();
+    return pid;
+  }
+
+  /** Stops a node's agent by its PID (SIGKILL for a crash, SIGTERM for a clean stop). */
+  async killAgent(index: number, signal: NodeJS.Signals = "SIGKILL"): Promise<boolean> {
+    const entry = this.current.nodes.find((n) => n.index === index);
+    if (entry?.agentPid === undefined) return false;
+    const stopped = await stopPid(entry.agentPid, AGENT_CMD, 5000, signal);
+    entry.agentPid = undefined;
+    await this.save();
+    return stopped;
+  }
+
+  /** Waits until the node's current agent reports ready in its log. */
+  async waitReady(index: number, timeoutMs = 30_000): Promise<void> {
+    const node = this.layout.node(index);
+    const entry = this.current.nodes.find((n) => n.index === index);
+    const logFile = join(node.dir, "agent.log");
+    await waitFor(`agent on ${node.name} to be ready`, async () => {
+      if (entry?.agentPid !== undefined && !AGENT_CMD.test(commandLine(entry.agentPid))) {
+        throw new Error(`the agent on ${node.name} exited; see ${logFile}:\n${(await readFile(logFile, "utf8")).slice(-2000)}`);
+      }
+      const text = (await readFile(logFile)).subarray(entry?.logOffset ?? 0).toString("utf8");
+      return /\bINFO\s+ready\b|"message":"ready"/.test(text);
+    }, timeoutMs, 50);
+  }
+
+  /** `trellis-agent status` as seen from a node (its own lease marked). */
+  async status(index = this.current.nodes[0]?.index ?? 1, json = false): Promise<string> {
+    const node = this.layout.node(index);
+    const result = await this.agentCli(["status", ...(json ? ["-o", "json"] : [])], node.ns, this.agentEnv(node));
+    if (result.code !== 0) throw new Error(`status failed: ${result.stderr.trim()}`);
+    return result.stdout;
+  }
+
+  /** Removes everything of this lab: processes by PID, then every namespace with the prefix, then the state dir. */
+  async down(): Promise<void> {
+    const state = this.state ?? (await readState(this.layout.stateFile));
+    for (const node of state?.nodes ?? []) {
+      if (node.agentPid !== undefined) await stopPid(node.agentPid, AGENT_CMD, 3000);
+    }
+    for (const pid of state?.etcdPids ?? []) await stopPid(pid, ETCD_CMD, 5000);
+    const namespaces = (await listNamespaces()).filter((ns) => this.layout.owns(ns));
+    // Nodes first, the underlay last: deleting a namespace kills whatever still runs in it.
+    for (const ns of namespaces.sort((a, b) => Number(a === this.layout.underlayNs) - Number(b === this.layout.underlayNs))) {
+      await deleteNamespace(ns);
+    }
+    await rm(this.layout.stateDir, { recursive: true, force: true });
+    this.state = undefined;
+  }
+
+  /** Synchronous last-resort cleanup for process exit (tests): kill recorded PIDs, delete namespaces by prefix. */
+  downSync(): void {
+    const state = this.state;
+    const pids = [...(state?.nodes.map((n) => n.agentPid) ?? []), ...(state?.etcdPids ?? [])];
+    for (const pid of pids) {
+      if (pid === undefined || !/agent|etcd/.test(commandLine(pid))) continue;
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    try {
+      const list = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+      for (const ns of list.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n !== "" && this.layout.owns(n))) {
+        execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+      }
+    } catch {
+      // best effort
+    }
+  }
+}

@@ -1,0 +1,63 @@
+// Names and addresses of a lab. Everything lives in network namespaces named <prefix>-…, on an underlay
+// 10.42.0.0/24 that exists only inside them (never in the root namespace).
+
+export const UNDERLAY_PREFIX_LEN = 24;
+export const UNDERLAY_NET = "10.42.0";
+/** The underlay namespace's own address: etcd listens here, and it routes to the "outside" address below. */
+export const UNDERLAY_GATEWAY = `${UNDERLAY_NET}.1`;
+/** An address outside the pod network, inside the lab: masquerade tests reach it. */
+export const OUTSIDE_IP = "10.99.0.1";
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+export const MAX_NODES = 200;
+
+export interface NodeLayout {
+  /** "n1" */
+  readonly name: string;
+  readonly index: number;
+  readonly ns: string;
+  /** The node's underlay address (its public IP). */
+  readonly ip: string;
+  /** The underlay-side end of the node's veth, in the underlay namespace (<= 15 chars). */
+  readonly uplink: string;
+  /** Its files: subnet.env, agent log, CNI state. */
+  readonly dir: string;
+}
+
+export class LabLayout {
+  constructor(
+    readonly prefix: string,
+    readonly stateDir: string,
+  ) {
+    if (!/^[a-z][a-z0-9]{0,7}$/.test(prefix)) throw new Error(`lab prefix ${JSON.stringify(prefix)} must be 1-8 lowercase letters/digits`);
+  }
+
+  get underlayNs(): string {
+    return `${this.prefix}-ul`;
+  }
+
+  get stateFile(): string {
+    return `${this.stateDir}/state.json`;
+  }
+
+  etcdEndpoint(member = 0): string {
+    return `http://${UNDERLAY_GATEWAY}:${ETCD_CLIENT_PORT + member * 10}`;
+  }
+
+  node(index: number): NodeLayout {
+    if (!Number.isInteger(index) || index < 1 || index > MAX_NODES) throw new Error(`node index ${index} outside 1..${MAX_NODES}`);
+    return {
+      name: `n${index}`,
+      index,
+      ns: `${this.prefix}-n${index}`,
+      ip: `${UNDERLAY_NET}.${10 + index}`,
+      uplink: `${this.prefix}u${index}`,
+      dir: `${this.stateDir}/n${index}`,
+    };
+  }
+
+  /** True for namespaces that belong to this lab. */
+  owns(ns: string): boolean {
+    return ns === this.underlayNs || ns.startsWith(`${this.prefix}-`);
+  }
+}

@@ -1,0 +1,66 @@
+// The lab itself, end to end: real etcd in the underlay namespace, a real agent per node namespace.
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { listNamespaces } from "../lab/src/netns.js";
+import { commandLine } from "../lab/src/exec.js";
+import { useLab } from "./support/lab-fixture.js";
+
+interface StatusJson { leases: { subnet: string; publicIp: string; self: boolean; vtepMac: string | null; reserved: boolean }[] }
+
+describe("lab (3 nodes, vxlan)", function () {
+  this.timeout(120_000);
+  const fixture = useLab({ nodes: 3, backend: "vxlan" });
+
+  async function leases(index = 1): Promise<StatusJson["leases"]> {
+    return (JSON.parse(await fixture.lab.status(index, true)) as StatusJson).leases;
+  }
+
+  it("gives every node its own subnet and shows them all in agent status", async () => {
+    const rows = await leases(2);
+    assert.equal(rows.length, 3);
+    assert.equal(new Set(rows.map((r) => r.subnet)).size, 3);
+    assert.deepEqual(rows.map((r) => r.publicIp).sort(), ["10.42.0.11", "10.42.0.12", "10.42.0.13"]);
+    assert.deepEqual(rows.filter((r) => r.self).map((r) => r.publicIp), ["10.42.0.12"]);
+    assert.ok(rows.every((r) => r.vtepMac !== null && !r.reserved));
+  });
+
+  it("writes a flannel-compatible subnet.env on each node", async () => {
+    const node = fixture.lab.layout.node(1);
+    const env = await readFile(join(node.dir, "subnet.env"), "utf8");
+    const own = (await leases(1)).find((r) => r.self);
+    assert.ok(own !== undefined);
+    const gateway = own.subnet.replace(/\.0\/24$/, ".1/24");
+    assert.equal(env, `FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=${gateway}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`);
+  });
+
+  it("an agent killed with SIGKILL and restarted keeps its subnet and VTEP MAC", async () => {
+    const before = (await leases(3)).find((r) => r.self);
+    assert.ok(await fixture.lab.killAgent(3));
+    await fixture.lab.startAgent(3);
+    await fixture.lab.waitReady(3);
+    // Its log shows it reused the live lease.
+    const log = await readFile(join(fixture.lab.layout.node(3).dir, "agent.log"), "utf8");
+    assert.match(log, /lease acquired .*source=reused/);
+    const after = (await leases(3)).find((r) => r.self);
+    assert.deepEqual([after?.subnet, after?.vtepMac, after?.publicIp], [before?.subnet, before?.vtepMac, before?.publicIp]);
+  });
+
+  it("a node added later gets a free subnet and is seen by the others", async () => {
+    const node = await fixture.lab.addNode();
+    await fixture.lab.waitReady(node.index);
+    const rows = await leases(1);
+    assert.equal(rows.length, 4);
+    assert.ok(rows.some((r) => r.publicIp === node.ip));
+    const log = await readFile(join(fixture.lab.layout.node(1).dir, "agent.log"), "utf8");
+    assert.match(log, new RegExp(`peer added .*publicIp=${node.ip.replace(/\./g, "\\.")}`));
+  });
+
+  it("down removes every namespace and process of the lab", async () => {
+    const lab = fixture.lab;
+    const pids = lab.current.nodes.map((n) => n.agentPid).filter((p): p is number => p !== undefined);
+    await lab.down();
+    assert.deepEqual((await listNamespaces()).filter((ns) => lab.layout.owns(ns)), []);
+    assert.ok(pids.every((pid) => !/agent/.test(commandLine(pid))));
+  });
+});

@@ -1,0 +1,33 @@
+// A lab per test file under a prefix unique to this test process, removed in after() — and, should the process
+// die first, by a synchronous exit hook.
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Lab, type UpOptions } from "../../lab/src/lab.js";
+import { LabLayout } from "../../lab/src/layout.js";
+
+let counter = 0;
+
+export function useLab(options: UpOptions): { readonly lab: Lab } {
+  let lab: Lab | undefined;
+  const onExit = (): void => { lab?.downSync(); };
+  before(async function () {
+    this.timeout(120_000);
+    counter += 1;
+    const prefix = `e${process.pid.toString(36).slice(-4)}${counter}`;
+    lab = new Lab(new LabLayout(prefix, await mkdtemp(join(tmpdir(), `trellis-lab-${prefix}-`))));
+    process.once("exit", onExit);
+    await lab.up(options);
+  });
+  after(async function () {
+    this.timeout(60_000);
+    process.removeListener("exit", onExit);
+    await lab?.down();
+  });
+  return {
+    get lab(): Lab {
+      if (lab === undefined) throw new Error("lab not up");
+      return lab;
+    },
+  };
+}

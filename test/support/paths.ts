@@ -1,0 +1,7 @@
+// Paths of the built executables, from dist/<anything>/ back to the repo root.
+import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
+
+export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), "../../../..");
+export const AGENT_BIN = resolve(REPO_ROOT, "agent/bin/agent");
+export const CNI_BIN = resolve(REPO_ROOT, "cni-plugin/bin/trellis");
