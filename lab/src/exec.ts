@@ -23,6 +23,8 @@ export function run(file: string, args: readonly string[], options: { input?: st
         }
       },
     );
+    // A child that exits without reading its stdin makes our write fail with EPIPE: that is not our error.
+    child.stdin?.on("error", () => undefined);
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
@@ -43,6 +45,7 @@ export function runStatus(
         resolve({ code, stdout, stderr });
       },
     );
+    child.stdin?.on("error", () => undefined);
     if (options.input !== undefined) child.stdin?.end(options.input);
     else child.stdin?.end();
   });

@@ -10,6 +10,7 @@ import { commandLine, run, runStatus, startDetached, stopPid } from "./exec.js";
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, LabLayout, OUTSIDE_IP, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";
 import { addNamespace, deleteNamespace, ipIn, listNamespaces } from "./netns.js";
 import { waitFor } from "./ports.js";
+import type { Endpoint } from "./ping.js";
 import { readState, writeState, type LabState } from "./state.js";
 
 export type Backend = "vxlan" | "host-gw";
@@ -20,6 +21,8 @@ export interface UpOptions {
   readonly directRouting?: boolean;
   /** Lease TTL for the agents (default: the agent's 24h). */
   readonly leaseTtl?: string;
+  /** Extra TRELLIS_* settings for every agent (tests shorten intervals this way). */
+  readonly agentEnv?: Readonly<Record<string, string>>;
 }
 
 const AGENT_CMD = /agent\/bin\/agent run/;
@@ -27,6 +30,7 @@ const ETCD_CMD = /\betcd\b.*--data-dir/;
 
 export class Lab {
   private state: LabState | undefined;
+  private extraEnv: Readonly<Record<string, string>> = {};
 
   constructor(
     readonly layout: LabLayout,
@@ -50,6 +54,7 @@ export class Lab {
 
   async up(options: UpOptions): Promise<void> {
     await this.down();
+    this.extraEnv = options.agentEnv ?? {};
     await mkdir(this.layout.stateDir, { recursive: true });
     this.state = {
       prefix: this.layout.prefix,
@@ -99,7 +104,7 @@ export class Lab {
 
   /** Runs trellis-agent with the given arguments inside a namespace (the underlay's by default). */
   agentCli(args: readonly string[], ns = this.layout.underlayNs, env: Record<string, string> = {}): ReturnType<typeof runStatus> {
-    return runStatus("ip", ["netns", "exec", ns, process.execPath, AGENT_BIN, ...args], {
+    return runStatus("ip", ["netns", "exec", ns, AGENT_BIN, ...args], {
       env: { ...process.env, TRELLIS_ETCD_ENDPOINTS: this.current.etcdEndpoints.join(","), ...env },
       timeoutMs: 30_000,
     });
@@ -120,11 +125,12 @@ export class Lab {
       TRELLIS_SUBNET_FILE: join(node.dir, "subnet.env"),
       TRELLIS_LOG_FORMAT: "text",
       ...(leaseTtl === undefined ? {} : { TRELLIS_SUBNET_LEASE_TTL: leaseTtl }),
+      ...this.extraEnv,
     };
   }
 
   /** Creates node namespace `index` (the next free one by default), wires it to the underlay and starts its agent. */
-  async addNode(index = this.nextIndex(), leaseTtl?: string): Promise<NodeLayout> {
+  async addNode(index = this.nextIndex(), leaseTtl?: string, startAgent = true): Promise<NodeLayout> {
     const node = this.layout.node(index);
     if (this.current.nodes.some((n) => n.index === index)) throw new Error(`node ${node.name} already exists`);
     this.progress(`node ${node.name}: namespace ${node.ns}, eth0 ${node.ip}`);
@@ -140,7 +146,7 @@ export class Lab {
     await ipIn(node.ns, "addr", "add", `${node.ip}/${UNDERLAY_PREFIX_LEN}`, "dev", "eth0");
     await ipIn(node.ns, "link", "set", "eth0", "up");
     await ipIn(node.ns, "route", "add", "default", "via", UNDERLAY_GATEWAY);
-    await this.startAgent(index, leaseTtl);
+    if (startAgent) await this.startAgent(index, leaseTtl);
     return node;
   }
 
@@ -159,7 +165,7 @@ export class Lab {
     entry.logOffset = await stat(log).then((s) => s.size, () => 0);
     const pid = startDetached(
       "ip",
-      ["netns", "exec", node.ns, process.execPath, AGENT_BIN, "run"],
+      ["netns", "exec", node.ns, AGENT_BIN, "run"],
       log,
       { ...process.env, ...this.agentEnv(node, leaseTtl) },
     );
@@ -190,6 +196,46 @@ export class Lab {
       const text = (await readFile(logFile)).subarray(entry?.logOffset ?? 0).toString("utf8");
       return /\bINFO\s+ready\b|"message":"ready"/.test(text);
     }, timeoutMs, 50);
+  }
+
+  /** The node's lease as written to its subnet file: the gateway address and prefix (FLANNEL_SUBNET). */
+  async nodeGateway(index: number): Promise<{ ip: string; prefixLen: number }> {
+    const text = await readFile(join(this.layout.node(index).dir, "subnet.env"), "utf8");
+    const match = /^FLANNEL_SUBNET=([\d.]+)\/(\d+)$/m.exec(text);
+    if (match === null) throw new Error(`no FLANNEL_SUBNET in ${this.layout.node(index).name}'s subnet file`);
+    return { ip: match[1] ?? "", prefixLen: Number(match[2]) };
+  }
+
+  /**
+   * Puts each node's gateway address on a bridge cni0 (as the CNI plugin does for its first pod), so node subnets
+   * can be pinged before any pod exists.
+   */
+  async ensureGateways(): Promise<Endpoint[]> {
+    const endpoints: Endpoint[] = [];
+    for (const { index } of this.current.nodes) {
+      const node = this.layout.node(index);
+      const gateway = await this.nodeGateway(index);
+      const link = await runStatus("ip", ["-n", node.ns, "link", "show", "cni0"]);
+      if (link.code !== 0) await ipIn(node.ns, "link", "add", "cni0", "type", "bridge");
+      await runStatus("ip", ["-n", node.ns, "addr", "replace", `${gateway.ip}/${gateway.prefixLen}`, "dev", "cni0"]);
+      await ipIn(node.ns, "link", "set", "cni0", "up");
+      endpoints.push({ name: node.name, ns: node.ns, ip: gateway.ip });
+    }
+    return endpoints;
+  }
+
+  /** Runs etcdctl against the lab's etcd, from the underlay namespace. */
+  async etcdctl(...args: string[]): Promise<string> {
+    const result = await runStatus("ip", ["netns", "exec", this.layout.underlayNs, "etcdctl", "--endpoints", this.current.etcdEndpoints.join(","), ...args], {
+      env: { ...process.env, ETCDCTL_API: "3" },
+    });
+    if (result.code !== 0) throw new Error(`etcdctl ${args.join(" ")}: ${result.stderr.trim()}`);
+    return result.stdout;
+  }
+
+  /** The agent log of a node. */
+  async agentLog(index: number): Promise<string> {
+    return readFile(join(this.layout.node(index).dir, "agent.log"), "utf8");
   }
 
   /** `trellis-agent status` as seen from a node (its own lease marked). */

@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { Lab } from "./lab.js";
 import { LabLayout, MAX_NODES } from "./layout.js";
+import { formatMatrix, pingMatrix } from "./ping.js";
 
 const USAGE = `Usage: scripts/lab <command> [options]
 
@@ -9,6 +10,7 @@ Commands:
   up [--nodes N] [--backend vxlan|host-gw] [--direct-routing]
                  build the lab (removing a previous one first) and show it working
   status         the lab's nodes and every node's subnet lease
+  ping           ping matrix between every pair of node subnets (each node's gateway address)
   down           remove everything the lab created (also after a crash)
 
 Environment: TRELLIS_LAB_PREFIX (namespace prefix, default "trl"), TRELLIS_LAB_DIR (state, default /run/trellis-lab).`;
@@ -16,6 +18,13 @@ Environment: TRELLIS_LAB_PREFIX (namespace prefix, default "trl"), TRELLIS_LAB_D
 function fail(message: string): never {
   process.stderr.write(`lab: ${message}\n`);
   process.exit(2);
+}
+
+async function printPingMatrix(lab: Lab): Promise<boolean> {
+  const endpoints = await lab.ensureGateways();
+  const results = await pingMatrix(endpoints);
+  process.stdout.write(`Node subnet to node subnet (ping between the gateway addresses on cni0):\n${formatMatrix(endpoints, results)}\n`);
+  return results.every((r) => r.ok);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -53,7 +62,8 @@ async function main(argv: string[]): Promise<void> {
       }
       process.stdout.write(`\nThe lab is up (${nodes} nodes, ${values.backend}) in ${((Date.now() - started) / 1000).toFixed(1)} s.\n\n`);
       process.stdout.write(`trellis-agent status (from ${layout.node(1).name}):\n${await lab.status(1)}\n`);
-      process.stdout.write("Next: scripts/lab status, scripts/lab down\n");
+      await printPingMatrix(lab);
+      process.stdout.write("Next: scripts/lab status, scripts/lab ping, scripts/lab down\n");
       return;
     }
     case "status": {
@@ -67,6 +77,11 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(`\n${await lab.status(state.nodes[0]?.index ?? 1)}`);
       return;
     }
+    case "ping": {
+      if ((await lab.load()) === undefined) fail("no lab is up; run `scripts/lab up`");
+      if (!(await printPingMatrix(lab))) process.exitCode = 1;
+      return;
+    }
     case "down":
       await lab.down();
       process.stdout.write(`lab ${prefix} removed\n`);
@@ -75,6 +90,11 @@ async function main(argv: string[]): Promise<void> {
       fail(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
   }
 }
+
+// `scripts/lab status | head` closes our stdout early: not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+});
 
 await main(process.argv.slice(2)).catch((error: unknown) => {
   process.stderr.write(`lab: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -13,6 +13,7 @@ export type ErrorCode =
   | "PERMISSION_DENIED" // the operation needs root / CAP_NET_ADMIN
   | "NETLINK" // the kernel rejected a netlink request (see NetlinkError.errno)
   | "IO" // a file could not be read or written
+  | "COMMAND_FAILED" // a host tool (nft, iptables-restore) rejected its input
   | "ABORTED"; // the operation was cancelled by its AbortSignal
 
 export class TrellisError extends Error {

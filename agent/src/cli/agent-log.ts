@@ -4,6 +4,8 @@ import type winston from "winston";
 import { errorMessage } from "../../../lib/src/errors.js";
 import { formatCidr, formatIpv4 } from "../../../lib/src/ipv4.js";
 import type { AgentEvent } from "../daemon/agent.js";
+import type { MasqueradeEvent } from "../dataplane/masquerade.js";
+import { describeEntry, type DataplaneEvent, type EntryRef } from "../dataplane/reconciler.js";
 import type { KeeperEvent } from "../lease/keeper.js";
 import type { WatcherEvent } from "../lease/watcher.js";
 
@@ -74,6 +76,52 @@ function watcherLine(log: winston.Logger, event: WatcherEvent): void {
   }
 }
 
+function dataplaneLine(log: winston.Logger, event: DataplaneEvent): void {
+  switch (event.type) {
+    case "programmed":
+    case "removed":
+      log.debug(`${event.kind} ${event.type}`, entryFields(event));
+      return;
+    case "repaired":
+      log.warn(`repaired ${event.kind} that was removed from the kernel`, entryFields(event));
+      return;
+    case "stale-removed":
+      log.info(`removed stale ${event.kind}`, entryFields(event));
+      return;
+    case "device":
+      log[event.repair ? "warn" : "info"](`vxlan device ${event.action}`, { device: event.name, reason: event.reason });
+      return;
+    case "peer-skipped":
+      log.warn("peer not programmed", { subnet: formatCidr(event.peer.subnet), publicIp: event.peer.publicIp, reason: event.peer.reason });
+      return;
+    case "pass":
+      log.debug("dataplane pass", { trigger: event.trigger, changes: event.changes, durationMs: Math.round(event.durationMs * 10) / 10, converged: event.converged });
+      return;
+    case "error":
+      log.error(event.entry === undefined ? "dataplane pass failed" : `programming ${describeEntry(event.entry)} failed`, { error: errorMessage(event.error) });
+      return;
+  }
+}
+
+function entryFields(entry: EntryRef): Record<string, string> {
+  return { key: entry.key, ...(entry.subnet === undefined ? {} : { subnet: entry.subnet }), ...(entry.publicIp === undefined ? {} : { publicIp: entry.publicIp }) };
+}
+
+function masqueradeLine(log: winston.Logger, event: MasqueradeEvent): void {
+  switch (event.type) {
+    case "applied":
+      if (event.reason === "resync") log.warn("masquerade rules were changed or removed; re-installed", { backend: event.backend });
+      else log.info("masquerade rules installed", { backend: event.backend, reason: event.reason });
+      return;
+    case "unchanged":
+      log.info("masquerade rules already in place", { backend: event.backend });
+      return;
+    case "error":
+      log.error("installing masquerade rules failed", { error: errorMessage(event.error) });
+      return;
+  }
+}
+
 export function logAgentEvent(log: winston.Logger, event: AgentEvent): void {
   switch (event.type) {
     case "config-waiting":
@@ -96,6 +144,15 @@ export function logAgentEvent(log: winston.Logger, event: AgentEvent): void {
       return;
     case "error":
       log.error(`${event.context} failed`, { error: errorMessage(event.error) });
+      return;
+    case "ready":
+      log.info("ready", { subnet: formatCidr(event.lease.subnet), publicIp: event.lease.attrs.publicIp, peers: event.peers, startupMs: event.startupMs });
+      return;
+    case "dataplane":
+      dataplaneLine(log, event.event);
+      return;
+    case "masquerade":
+      masqueradeLine(log, event.event);
       return;
     case "keeper":
       keeperLine(log, event.event);

@@ -2,6 +2,7 @@
 // the console and sets the exit code. Errors become one clear line on stderr, never a stack trace.
 import { Command, CommanderError } from "commander";
 import { errorMessage, TrellisError } from "../../../lib/src/errors.js";
+import { registerCleanup } from "./commands/cleanup.js";
 import { registerNetwork } from "./commands/network.js";
 import { registerLeaseAdmin } from "./commands/reserve.js";
 import { registerRun } from "./commands/run.js";
@@ -20,6 +21,7 @@ function buildProgram(): Command {
   registerStatus(program);
   registerNetwork(program);
   registerLeaseAdmin(program);
+  registerCleanup(program);
   // Subcommands inherit exitOverride and output settings only when set on each of them.
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });

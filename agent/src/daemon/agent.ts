@@ -1,13 +1,19 @@
-// The daemon's composition: network config → underlay → lease keeper → subnet.env → peer watcher. It emits what
-// happens as typed events; the entry point (cli/run.ts) logs them. Nothing here exits the process.
+// The daemon's composition: network config → underlay → lease → peers → dataplane → masquerade → subnet.env →
+// ready. It emits what happens as typed events; the entry point (cli/commands/run.ts) logs them. Nothing here exits
+// the process, and stopping never removes the datapath.
 import { Backoff, type BackoffPolicy } from "../../../lib/src/backoff.js";
 import type { Clock } from "../../../lib/src/clock.js";
 import { Emitter } from "../../../lib/src/emitter.js";
 import { isTrellisError } from "../../../lib/src/errors.js";
 import type { FileStore } from "../../../lib/src/files.js";
-import { formatSubnetEnv, parseSubnetEnv } from "../../../lib/src/subnet-env.js";
 import { canonical, type Cidr } from "../../../lib/src/ipv4.js";
+import type { Kernel } from "../../../lib/src/netlink/kernel.js";
+import { formatSubnetEnv, parseSubnetEnv } from "../../../lib/src/subnet-env.js";
 import { parseNetworkConfig, type NetworkConfig } from "../config/network-config.js";
+import { defaultDeviceName } from "../dataplane/desired.js";
+import type { Firewall } from "../dataplane/firewall.js";
+import { MasqueradeKeeper, type MasqueradeEvent } from "../dataplane/masquerade.js";
+import { Reconciler, type DataplaneEvent } from "../dataplane/reconciler.js";
 import { deriveVtepMac } from "../dataplane/vtep-mac.js";
 import { LeaseKeeper, type HeldLease, type KeeperEvent } from "../lease/keeper.js";
 import type { LeaseAttrs } from "../lease/lease-codec.js";
@@ -26,6 +32,10 @@ export interface AgentOptions extends UnderlayRequest {
   readonly subnetFile: string;
   readonly leaseTtlSeconds: number;
   readonly ipMasq: boolean;
+  /** Default flannel.<VNI>. */
+  readonly vxlanDevice?: string | undefined;
+  readonly resyncIntervalMs?: number | undefined;
+  readonly masqResyncMs?: number | undefined;
 }
 
 export interface AgentDeps {
@@ -33,6 +43,9 @@ export interface AgentDeps {
   readonly clock: Clock;
   readonly files: FileStore;
   readonly host: HostNetwork;
+  readonly kernel: Kernel;
+  /** Required when ipMasq is on. */
+  readonly firewall?: Firewall | undefined;
   readonly random?: () => number;
 }
 
@@ -41,9 +54,12 @@ export type AgentEvent =
   | { readonly type: "config"; readonly config: NetworkConfig }
   | { readonly type: "underlay"; readonly underlay: Underlay }
   | { readonly type: "subnet-env"; readonly path: string; readonly lease: HeldLease }
+  | { readonly type: "ready"; readonly lease: HeldLease; readonly peers: number; readonly startupMs: number }
   | { readonly type: "error"; readonly context: string; readonly error: unknown }
   | { readonly type: "keeper"; readonly event: KeeperEvent }
-  | { readonly type: "watcher"; readonly event: WatcherEvent };
+  | { readonly type: "watcher"; readonly event: WatcherEvent }
+  | { readonly type: "dataplane"; readonly event: DataplaneEvent }
+  | { readonly type: "masquerade"; readonly event: MasqueradeEvent };
 
 export interface Started {
   readonly config: NetworkConfig;
@@ -51,17 +67,24 @@ export interface Started {
   readonly lease: HeldLease;
   readonly keeper: LeaseKeeper;
   readonly watcher: PeerWatcher;
-  /** Resolves when the keeper and watcher loops have stopped (after the signal aborts). */
+  readonly reconciler: Reconciler;
+  readonly masquerade: MasqueradeKeeper | undefined;
+  /** Resolves when every loop has stopped (after the signal aborts). */
   readonly done: Promise<void>;
 }
 
 export class Agent {
   readonly events = new Emitter<AgentEvent>();
+  private subnetEnvWritten = false;
 
   constructor(
     private readonly options: AgentOptions,
     private readonly deps: AgentDeps,
   ) {}
+
+  get hasWrittenSubnetEnv(): boolean {
+    return this.subnetEnvWritten;
+  }
 
   /** Waits until the network config exists and is valid (etcd down or config missing are retried). */
   async loadConfig(signal: AbortSignal): Promise<NetworkConfig> {
@@ -111,14 +134,21 @@ export class Agent {
     const gateway = { ip: lease.subnet.ip + 1, prefixLen: lease.subnet.prefixLen };
     const text = formatSubnetEnv({ network: config.network, subnet: gateway, mtu: this.mtu(config, underlay), ipMasq: this.options.ipMasq });
     await this.deps.files.writeAtomic(this.options.subnetFile, text);
+    this.subnetEnvWritten = true;
     this.events.emit({ type: "subnet-env", path: this.options.subnetFile, lease });
   }
 
-  /** Acquires the lease, writes subnet.env and starts the keeper and watcher loops; resolves once the lease is held. */
+  /**
+   * Acquires the lease, waits for the first peer listing, programs the kernel, installs the masquerade rules and
+   * writes subnet.env — in that order, so that a pod never starts on a node whose datapath is not ready — then
+   * keeps everything up to date until the signal aborts. Resolves once ready.
+   */
   async start(signal: AbortSignal): Promise<Started> {
-    const config = await this.loadConfig(signal);
+    const startedAt = this.deps.clock.now();
+    // The underlay first: a wrong --iface is reported at once, not after waiting for etcd.
     const underlay = chooseUnderlay(this.options, await this.deps.host.interfaces(), await this.deps.host.defaultRouteInterface());
     this.events.emit({ type: "underlay", underlay });
+    const config = await this.loadConfig(signal);
 
     const keeper = new LeaseKeeper({
       registry: this.deps.registry,
@@ -137,23 +167,67 @@ export class Agent {
       ownSubnet: () => keeper.current?.subnet,
       ...(this.deps.random === undefined ? {} : { random: this.deps.random }),
     });
+    const reconciler = new Reconciler({
+      kernel: this.deps.kernel,
+      backend: config.backend,
+      deviceName: this.options.vxlanDevice ?? defaultDeviceName(config.backend.vni),
+      underlayName: underlay.iface.name,
+      localIp: underlay.localIp,
+      own: () => { const lease = keeper.current; return lease === undefined ? undefined : { subnet: lease.subnet, vtepMac: lease.attrs.vtepMac }; },
+      peers: () => watcher.peers().values(),
+      ...(this.options.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: this.options.resyncIntervalMs }),
+    });
+    reconciler.events.on((event) => { this.events.emit({ type: "dataplane", event }); });
+    const firewall = this.deps.firewall;
+    const masquerade =
+      this.options.ipMasq && firewall !== undefined
+        ? new MasqueradeKeeper(firewall, () => { const lease = keeper.current; return lease === undefined ? undefined : { network: config.network, ownSubnet: lease.subnet }; }, this.deps.clock, this.options.masqResyncMs)
+        : undefined;
+    masquerade?.events.on((event) => { this.events.emit({ type: "masquerade", event }); });
+
     watcher.events.on((event) => {
       if (event.type === "own-removed") keeper.notifyOwnKeyGone(event.subnet, "deleted");
-      if (event.type === "own-taken") keeper.notifyOwnKeyGone(event.subnet, "taken");
+      else if (event.type === "own-taken") keeper.notifyOwnKeyGone(event.subnet, "taken");
+      else if (event.type === "added" || event.type === "removed" || event.type === "changed") reconciler.schedule("peers");
       this.events.emit({ type: "watcher", event });
     });
 
     const lease = await keeper.acquire(signal);
-    await this.writeSubnetEnv(config, underlay, lease);
-    // A re-acquired lease (possibly another subnet) is written again before anything relies on it.
-    keeper.events.on((event) => {
-      if (event.type === "acquired" && event.lease !== lease) {
-        this.writeSubnetEnv(config, underlay, event.lease).catch((error: unknown) => {
-          this.events.emit({ type: "error", context: `writing ${this.options.subnetFile}`, error });
-        });
-      }
+    // The loops stop with the caller's signal, or when start() itself fails.
+    const loopControl = new AbortController();
+    const stopLoops = (): void => { loopControl.abort(); };
+    signal.addEventListener("abort", stopLoops, { once: true });
+    // Peers first: a pass before the first listing would remove every route of a previous run as stale.
+    const synced = new Promise<void>((resolve) => {
+      const off = watcher.events.on((event) => { if (event.type === "synced") { off(); resolve(); } });
     });
-    const done = Promise.all([keeper.run(signal), watcher.run(signal)]).then(() => undefined);
-    return { config, underlay, lease, keeper, watcher, done };
+    const loops: Promise<void>[] = [keeper.run(loopControl.signal), watcher.run(loopControl.signal), reconciler.run(loopControl.signal)];
+    if (masquerade !== undefined) loops.push(masquerade.run(loopControl.signal));
+    try {
+      await Promise.race([synced, new Promise<void>((resolve) => { loopControl.signal.addEventListener("abort", () => { resolve(); }, { once: true }); })]);
+      signal.throwIfAborted();
+      // Without the right to program the kernel nothing will ever work: say so and stop, rather than retry forever.
+      const first = await reconciler.pass("start");
+      if (isTrellisError(first.error, "PERMISSION_DENIED")) throw first.error;
+      await masquerade?.ensure("start");
+      await this.writeSubnetEnv(config, underlay, lease);
+    } catch (error) {
+      stopLoops();
+      await Promise.all(loops);
+      throw error;
+    }
+    this.events.emit({ type: "ready", lease, peers: watcher.peers().size, startupMs: this.deps.clock.now() - startedAt });
+
+    // A re-acquired lease (possibly another subnet): the device address, routes and rules follow, then the file.
+    keeper.events.on((event) => {
+      if (event.type !== "acquired" || event.lease === lease) return;
+      void (async () => {
+        await reconciler.pass("lease");
+        await masquerade?.ensure("lease");
+        await this.writeSubnetEnv(config, underlay, event.lease);
+      })().catch((error: unknown) => { this.events.emit({ type: "error", context: "applying the new lease", error }); });
+    });
+    const done = Promise.all(loops).then(() => undefined);
+    return { config, underlay, lease, keeper, watcher, reconciler, masquerade, done };
   }
 }

@@ -1,7 +1,7 @@
 // Which interface carries overlay traffic and which IP peers use to reach us — flannel's rules, with errors that
 // say what to do. Pure over a HostNetwork snapshot.
 import { InvalidArgumentError, TrellisError } from "../../../lib/src/errors.js";
-import { isIpv4 } from "../../../lib/src/ipv4.js";
+import { containsIp, isIpv4, parseIpv4 } from "../../../lib/src/ipv4.js";
 import type { HostInterface } from "./host-network.js";
 
 export interface Underlay {
@@ -19,14 +19,21 @@ export interface UnderlayRequest {
   readonly publicIp?: string | undefined;
 }
 
+const LOOPBACK = { ip: 0x7f000000, prefixLen: 8 };
+
+function isLoopback(ip: string): boolean {
+  const value = parseIpv4(ip);
+  return value !== undefined && containsIp(LOOPBACK, value);
+}
+
 function describe(interfaces: readonly HostInterface[]): string {
   const usable = interfaces.filter((i) => i.name !== "lo").map((i) => `${i.name} (${i.addresses.join(", ") || "no IPv4"})`);
   return usable.length === 0 ? "none besides lo" : usable.join(", ");
 }
 
 export function chooseUnderlay(request: UnderlayRequest, interfaces: readonly HostInterface[], defaultRouteIface: string | undefined): Underlay {
-  if (request.publicIp !== undefined && !isIpv4(request.publicIp)) {
-    throw new InvalidArgumentError("--public-ip", request.publicIp, "must be an IPv4 address");
+  if (request.publicIp !== undefined && (!isIpv4(request.publicIp) || isLoopback(request.publicIp))) {
+    throw new InvalidArgumentError("--public-ip", request.publicIp, "must be an IPv4 address other nodes can reach (not loopback)");
   }
   let iface: HostInterface | undefined;
   if (request.iface !== undefined) {
@@ -37,6 +44,7 @@ export function chooseUnderlay(request: UnderlayRequest, interfaces: readonly Ho
     }
     const localIp = isIpv4(wanted) ? wanted : iface.addresses[0];
     if (localIp === undefined) throw new InvalidArgumentError("--iface", wanted, `must have an IPv4 address; ${iface.name} has none`);
+    if (isLoopback(localIp)) throw new InvalidArgumentError("--iface", wanted, "is a loopback interface, which cannot carry traffic between nodes");
     return { iface, localIp, publicIp: request.publicIp ?? localIp };
   }
   if (request.publicIp !== undefined) {

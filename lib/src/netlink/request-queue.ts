@@ -1,6 +1,7 @@
-// The request socket, used strictly one request at a time. Measured: concurrent dumps on one socket fail with EBUSY
-// from the kernel, and a reply arriving while a dump is being collected breaks the package's multipart reassembly
-// ("Multipart message not terminated properly"). Each request is also bounded by a timeout and by close().
+// The request socket's scheduler. Measured: concurrent dumps on one socket fail with EBUSY from the kernel, and a
+// reply arriving while a dump is being collected breaks the package's multipart reassembly ("Multipart message not
+// terminated properly") — so a dump runs alone. Single-reply requests are matched by sequence number and overlap.
+// Each request is also bounded by a timeout and by close().
 import type { RtNetlinkSocket } from "netlink/dist/rt/rt.js";
 import { translateError } from "./errors.js";
 
@@ -12,10 +13,23 @@ export function closedError(): Error {
   return Object.assign(new Error("the kernel handle is closed"), { code: "EBADF" });
 }
 
+/**
+ * Dumps need the socket to themselves; single-reply requests (changes, a get) are matched by sequence number and may
+ * be in flight together. Up to this many overlap, which is what makes programming hundreds of peers fast.
+ */
+const MAX_IN_FLIGHT = 64;
+
+interface Waiter {
+  readonly exclusive: boolean;
+  readonly start: () => void;
+}
+
 export class RequestQueue {
   private socket: RtNetlinkSocket | undefined;
-  private tail: Promise<unknown> = Promise.resolve();
-  private abortInFlight: ((error: Error) => void) | undefined;
+  private active = 0;
+  private activeExclusive = false;
+  private readonly waiting: Waiter[] = [];
+  private readonly inFlight = new Set<(error: Error) => void>();
 
   constructor(socket: RtNetlinkSocket) {
     this.socket = socket;
@@ -27,24 +41,62 @@ export class RequestQueue {
     return this.socket === undefined;
   }
 
-  /** Queues `send`; any failure comes back translated, naming the operation and the object. */
-  request<T>(operation: string, object: string, send: (socket: RtNetlinkSocket) => Promise<T>): Promise<T> {
-    const result = this.tail
-      .then(() => this.sendNow(send))
-      .catch((error: unknown): never => {
-        throw translateError(error, operation, object);
-      });
-    this.tail = result.catch(() => undefined);
-    return result;
+  /**
+   * Runs `send` when the socket is free for it (a dump — `exclusive` — waits for everything before it and blocks
+   * what comes after); any failure comes back translated, naming the operation and the object.
+   */
+  async request<T>(operation: string, object: string, send: (socket: RtNetlinkSocket) => Promise<T>, exclusive = false): Promise<T> {
+    await this.admit(exclusive);
+    try {
+      return await this.sendNow(send);
+    } catch (error) {
+      throw translateError(error, operation, object);
+    } finally {
+      this.release(exclusive);
+    }
   }
 
-  /** Fails the request in flight and every queued one with EBADF, and closes the socket. */
+  /** Fails every request in flight and every queued one with EBADF, and closes the socket. */
   close(): void {
     const socket = this.socket;
     if (socket === undefined) return;
     this.socket = undefined;
-    this.abortInFlight?.(closedError());
+    for (const abort of [...this.inFlight]) abort(closedError());
     socket.socket.close();
+    // Queued requests start and fail at once in sendNow().
+    for (const waiter of this.waiting.splice(0)) waiter.start();
+  }
+
+  private fits(exclusive: boolean): boolean {
+    return exclusive ? this.active === 0 : !this.activeExclusive && this.active < MAX_IN_FLIGHT;
+  }
+
+  private admit(exclusive: boolean): Promise<void> {
+    if (this.waiting.length === 0 && this.fits(exclusive)) {
+      this.take(exclusive);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.waiting.push({ exclusive, start: resolve });
+    });
+  }
+
+  private take(exclusive: boolean): void {
+    this.active += 1;
+    if (exclusive) this.activeExclusive = true;
+  }
+
+  private release(exclusive: boolean): void {
+    this.active -= 1;
+    if (exclusive) this.activeExclusive = false;
+    // First come, first served: stop at the first waiter that does not fit yet.
+    while (this.waiting.length > 0) {
+      const next = this.waiting[0];
+      if (next === undefined || !this.fits(next.exclusive)) break;
+      this.waiting.shift();
+      this.take(next.exclusive);
+      next.start();
+    }
   }
 
   private sendNow<T>(send: (socket: RtNetlinkSocket) => Promise<T>): Promise<T> {
@@ -53,7 +105,7 @@ export class RequestQueue {
     return new Promise<T>((resolve, reject) => {
       const finish = (settle: () => void): void => {
         clearTimeout(timer);
-        this.abortInFlight = undefined;
+        this.inFlight.delete(fail);
         settle();
       };
       const fail = (error: unknown): void => {
@@ -64,7 +116,7 @@ export class RequestQueue {
       const timer = setTimeout(() => {
         fail(new Error("Timeout has been reached"));
       }, REQUEST_TIMEOUT_MS);
-      this.abortInFlight = fail;
+      this.inFlight.add(fail);
       // Through a promise, so that an encoder throwing synchronously still clears the timer.
       Promise.resolve()
         .then(() => send(socket))

@@ -46,7 +46,8 @@ class RtnetlinkKernel implements port.Kernel {
   }
 
   private request<T>(operation: string, object: string, send: (socket: RtNetlinkSocket) => Promise<T>): Promise<T> {
-    return this.requests.request(operation, object, send);
+    // Every dump is a "list"; it needs the socket to itself.
+    return this.requests.request(operation, object, send, operation === "list");
   }
 
   /** Deletes are idempotent: "already gone" is success. */

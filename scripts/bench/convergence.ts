@@ -1,0 +1,90 @@
+// Convergence benchmark: 10 agents in the lab + 240 synthetic peer leases.
+//  - lease write → route on every agent: p50/p99, against etcd's own watch latency (same run) as baseline
+//  - agent start → ready with 249 peers programmed (cold: its datapath removed first), against a bare node start
+//  - agent RSS with 249 peers, against a bare idle node process
+import { readFile } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Lab } from "../../lab/src/lab.js";
+import { LabLayout } from "../../lab/src/layout.js";
+import { run, runStatus, start } from "../../lab/src/exec.js";
+import { REPO_ROOT } from "../../test/support/paths.js";
+import { ms, percentile, ratio, table } from "./stats.js";
+
+const NODES = Number(process.env.BENCH_NODES ?? 10);
+const PEERS = Number(process.env.BENCH_PEERS ?? 240);
+
+function rssMiB(pid: number): Promise<number> {
+  return readFile(`/proc/${pid}/status`, "utf8").then((text) => Number(/VmRSS:\s+(\d+) kB/.exec(text)?.[1] ?? "0") / 1024);
+}
+
+async function bareNode(): Promise<{ startMs: number; rss: number }> {
+  const t0 = performance.now();
+  await run(process.execPath, ["-e", "0"]);
+  const startMs = performance.now() - t0;
+  const idle = start("idle-node", process.execPath, ["-e", "setInterval(() => {}, 1000)"]);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const rss = await rssMiB(idle.pid ?? 0);
+  await idle.stop();
+  return { startMs, rss };
+}
+
+async function main(): Promise<void> {
+  const lab = new Lab(new LabLayout("bcv", await mkdtemp(join(tmpdir(), "trellis-bench-conv-"))), (line) => { process.stderr.write(`  ${line}\n`); });
+  const onExit = (): void => { lab.downSync(); };
+  process.once("exit", onExit);
+  try {
+    process.stderr.write(`building a ${NODES}-node lab\n`);
+    await lab.up({ nodes: NODES, backend: "vxlan" });
+    const nodeNamespaces = lab.current.nodes.map((n) => lab.layout.node(n.index).ns);
+    process.stderr.write(`writing ${PEERS} peer leases one by one\n`);
+    const probe = await runStatus("ip", ["netns", "exec", lab.layout.underlayNs, process.execPath, join(REPO_ROOT, "dist/scripts/bench/convergence-probe.js"),
+      JSON.stringify({ endpoint: "http://127.0.0.1:2379", nodeNamespaces, peers: PEERS })], { timeoutMs: 600_000 });
+    if (probe.code !== 0) throw new Error(`probe failed: ${probe.stderr}`);
+    const { watchLatency, convergence } = JSON.parse(probe.stdout) as { watchLatency: number[]; convergence: number[] };
+
+    // Cold start of the last node with every peer present: stop it, remove its datapath, start it again.
+    const last = lab.current.nodes[lab.current.nodes.length - 1]?.index ?? NODES;
+    const node = lab.layout.node(last);
+    await lab.killAgent(last, "SIGKILL");
+    await lab.agentCli(["cleanup"], node.ns, lab.agentEnv(node));
+    const t0 = performance.now();
+    await lab.startAgent(last);
+    await lab.waitReady(last, 30_000);
+    const readyWall = performance.now() - t0;
+    const log = await lab.agentLog(last);
+    const readyLine = [...log.matchAll(/ready .*peers=(\d+) startupMs=(\d+)/g)].pop();
+    const routes = (await run("ip", ["-n", node.ns, "route", "show", "proto", "145"])).stdout.trim().split("\n").length;
+    const agentPid = lab.current.nodes.find((n) => n.index === 1)?.agentPid ?? 0;
+    const rss = await rssMiB(agentPid);
+    const bare = await bareNode();
+
+    const peersKnown = NODES - 1 + PEERS;
+    const w50 = percentile(watchLatency, 50);
+    process.stdout.write(`Convergence: ${NODES} agents (vxlan) in the lab + ${PEERS} synthetic peer leases, one etcd\n\n`);
+    process.stdout.write(`${table([
+      ["figure", "value", "baseline", "ratio"],
+      ["etcd watch latency (put → event), p50", ms(w50), "", ""],
+      ["lease write → route on every agent, p50", ms(percentile(convergence, 50)), "etcd watch p50", ratio(percentile(convergence, 50), w50)],
+      ["lease write → route on every agent, p99", ms(percentile(convergence, 99)), "etcd watch p50", ratio(percentile(convergence, 99), w50)],
+      ["lease write → route on every agent, max", ms(Math.max(...convergence)), "", ""],
+      [`cold start → ready, ${peersKnown} peers (wall, incl. node start)`, ms(readyWall), "bare `node -e 0`", ratio(readyWall, bare.startMs)],
+      ["  of which inside the agent (startupMs)", ms(Number(readyLine?.[2] ?? NaN)), "", ""],
+      [`  routes programmed at ready`, String(routes), `expected ${peersKnown}`, ""],
+      [`agent RSS with ${peersKnown} peers`, `${rss.toFixed(1)} MiB`, "idle bare node", ratio(rss, bare.rss)],
+      ["bare idle node RSS", `${bare.rss.toFixed(1)} MiB`, "", ""],
+    ])}\n`);
+    const goals = [
+      ["p99 ≤ 250 ms", percentile(convergence, 99) <= 250],
+      ["ready ≤ 1 s", readyWall <= 1000],
+      ["RSS ≤ 80 MiB", rss <= 80],
+    ] as const;
+    process.stdout.write(`\ngoals: ${goals.map(([g, ok]) => `${g} ${ok ? "met" : "NOT met"}`).join("; ")}\n`);
+  } finally {
+    process.removeListener("exit", onExit);
+    await lab.down();
+  }
+}
+
+await main();
