@@ -1,0 +1,44 @@
+// The plugin as a function: env + stdin → stdout + exit code, with the side effects injected. main.ts calls it with
+// the real adapters; the tests call it in-process with fakes. Nothing escapes as an exception: every failure is
+// the spec's error JSON, answered in the config's version when that version is one we speak.
+import { add } from "./commands/add.js";
+import { check } from "./commands/check.js";
+import type { CommandContext } from "./commands/context.js";
+import { del } from "./commands/del.js";
+import { gc } from "./commands/gc.js";
+import { status } from "./commands/status.js";
+import { errorJson, toCniError } from "./cni-error.js";
+import { parseConfig, parseConfigJson } from "./config.js";
+import type { PluginDeps } from "./deps.js";
+import { parseCommand, parseInvocation } from "./env.js";
+import { isSupportedVersion, LATEST_VERSION, requireCommandInVersion, versionAnswer, type Command } from "./versions.js";
+
+export interface PluginRun {
+  env: Readonly<Record<string, string | undefined>>;
+  stdin: string;
+  deps: PluginDeps;
+}
+
+export interface PluginOutcome {
+  stdout: string;
+  exitCode: number;
+}
+
+const HANDLERS: Record<Exclude<Command, "VERSION">, (context: CommandContext) => Promise<string>> = { ADD: add, DEL: del, CHECK: check, GC: gc, STATUS: status };
+
+export async function runPlugin({ env, stdin, deps }: PluginRun): Promise<PluginOutcome> {
+  let version: string = LATEST_VERSION;
+  try {
+    const command = parseCommand(env);
+    if (command === "VERSION") return { stdout: versionAnswer(), exitCode: 0 };
+    const invocation = parseInvocation(env);
+    const raw = parseConfigJson(stdin);
+    if (isSupportedVersion(raw.cniVersion)) version = raw.cniVersion;
+    const config = parseConfig(raw);
+    requireCommandInVersion(command, config.cniVersion);
+    const stdout = await HANDLERS[command]({ invocation, config, deps });
+    return { stdout, exitCode: 0 };
+  } catch (error) {
+    return { stdout: errorJson(toCniError(error), version), exitCode: 1 };
+  }
+}
