@@ -83,7 +83,7 @@ describe("trellis-agent CLI", function () {
     assert.equal(reserve.code, 0, reserve.stderr);
     await etcd.server.etcdctl("put", `${prefix}/subnets/172.30.201.0-24`, "garbage");
 
-    const table = await agent(["status", "--etcd-prefix", prefix, "--public-ip", "10.0.0.9"]);
+    const table = await agent(["status", "--etcd-prefix", prefix, "--public-ip", "10.0.0.9", "--healthz-port", "0"]);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split("\n");
     assert.match(lines[0] ?? "", /^\s+SUBNET\s+PUBLIC IP\s+BACKEND\s+VTEP MAC\s+EXPIRES$/);
@@ -93,7 +93,7 @@ describe("trellis-agent CLI", function () {
     assert.match(lines[4] ?? "", /172\.30\.201\.0\/24.*invalid: value is not valid JSON/);
     assert.equal(lines[5], "* this node");
 
-    const json = await agent(["status", "-o", "json", "--etcd-prefix", prefix, "--public-ip", "10.0.0.9"]);
+    const json = await agent(["status", "-o", "json", "--etcd-prefix", prefix, "--public-ip", "10.0.0.9", "--healthz-port", "0"]);
     const parsed = JSON.parse(json.stdout) as { leases: Record<string, unknown>[] };
     assert.equal(parsed.leases.length, 4);
     const own = parsed.leases.find((l) => l.self === true);

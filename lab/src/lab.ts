@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { AGENT_BIN } from "../../test/support/paths.js";
 import { EtcdServer } from "./etcd.js";
 import { commandLine, run, runStatus, startDetached, stopPid } from "./exec.js";
-import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, LabLayout, OUTSIDE_IP, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";
+import { LabLayout, OUTSIDE_IP, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";
 import { addNamespace, deleteNamespace, ipIn, listNamespaces } from "./netns.js";
 import { waitFor } from "./ports.js";
 import type { Endpoint } from "./ping.js";
@@ -17,6 +17,8 @@ export type Backend = "vxlan" | "host-gw";
 
 export interface UpOptions {
   readonly nodes: number;
+  /** 1 (default) or 3: a 3-member etcd cluster. */
+  readonly etcdMembers?: number;
   readonly backend: Backend;
   readonly directRouting?: boolean;
   /** Lease TTL for the agents (default: the agent's 24h). */
@@ -60,15 +62,15 @@ export class Lab {
       prefix: this.layout.prefix,
       backend: options.backend,
       directRouting: options.directRouting ?? false,
-      etcdPids: [],
-      etcdEndpoints: [this.layout.etcdEndpoint()],
+      etcd: [],
+      etcdEndpoints: Array.from({ length: options.etcdMembers ?? 1 }, (_, m) => this.layout.etcdEndpoint(m)),
       nodes: [],
       createdAt: new Date().toISOString(),
     };
     await this.save();
     this.progress(`underlay: namespace ${this.layout.underlayNs}, bridge br0, ${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}`);
     await this.createUnderlay();
-    this.progress(`etcd: starting in ${this.layout.underlayNs} at ${this.layout.etcdEndpoint()}`);
+    this.progress(`etcd: starting ${this.current.etcdEndpoints.length} member(s) in ${this.layout.underlayNs} at ${this.current.etcdEndpoints.join(", ")}`);
     await this.startEtcd();
     this.progress(`network config: 172.30.0.0/16, backend ${options.backend}${options.directRouting === true ? " with DirectRouting" : ""}`);
     await this.writeNetworkConfig(options);
@@ -89,17 +91,43 @@ export class Lab {
     await run("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
   }
 
-  private async startEtcd(): Promise<void> {
-    const server = await EtcdServer.start({
-      host: UNDERLAY_GATEWAY,
-      netns: this.layout.underlayNs,
-      clientPort: ETCD_CLIENT_PORT,
-      peerPort: ETCD_PEER_PORT,
-      dataDir: join(this.layout.stateDir, "etcd"),
-      logFile: join(this.layout.stateDir, "etcd.log"),
+  private etcdServer(member: number): Promise<EtcdServer> {
+    const members = this.current.etcdEndpoints.map((_, m) => this.layout.etcdMember(m));
+    const self = this.layout.etcdMember(member);
+    return EtcdServer.start({
+      cluster: { self, members },
+      dataDir: join(this.layout.stateDir, self.name),
+      logFile: join(this.layout.stateDir, `${self.name}.log`),
     });
-    if (server.pid !== undefined) this.current.etcdPids.push(server.pid);
+  }
+
+  private async startEtcd(): Promise<void> {
+    const servers = await Promise.all(this.current.etcdEndpoints.map((_, m) => this.etcdServer(m)));
+    this.current.etcd.push(...servers.map((server, m) => ({ name: this.layout.etcdMember(m).name, pid: server.pid })));
     await this.save();
+    await Promise.all(servers.map((server) => server.waitHealthy()));
+  }
+
+  /** Stops etcd member m (all members by default), keeping its data: the outage tests start it again. */
+  async stopEtcd(member?: number, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    for (const [m, entry] of this.current.etcd.entries()) {
+      if (member !== undefined && m !== member) continue;
+      if (entry.pid !== undefined) await stopPid(entry.pid, ETCD_CMD, 5000, signal);
+      entry.pid = undefined;
+    }
+    await this.save();
+  }
+
+  /** Starts stopped etcd members again on their data (member m, or every stopped one). */
+  async startEtcdAgain(member?: number): Promise<void> {
+    const starting: Promise<EtcdServer>[] = [];
+    for (const [m, entry] of this.current.etcd.entries()) {
+      if ((member !== undefined && m !== member) || entry.pid !== undefined) continue;
+      starting.push(this.etcdServer(m).then((server) => { entry.pid = server.pid; return server; }));
+    }
+    const servers = await Promise.all(starting);
+    await this.save();
+    await Promise.all(servers.map((server) => server.waitHealthy()));
   }
 
   /** Runs trellis-agent with the given arguments inside a namespace (the underlay's by default). */
@@ -252,7 +280,7 @@ export class Lab {
     for (const node of state?.nodes ?? []) {
       if (node.agentPid !== undefined) await stopPid(node.agentPid, AGENT_CMD, 3000);
     }
-    for (const pid of state?.etcdPids ?? []) await stopPid(pid, ETCD_CMD, 5000);
+    for (const member of state?.etcd ?? []) if (member.pid !== undefined) await stopPid(member.pid, ETCD_CMD, 5000);
     const namespaces = (await listNamespaces()).filter((ns) => this.layout.owns(ns));
     // Nodes first, the underlay last: deleting a namespace kills whatever still runs in it.
     for (const ns of namespaces.sort((a, b) => Number(a === this.layout.underlayNs) - Number(b === this.layout.underlayNs))) {
@@ -265,7 +293,7 @@ export class Lab {
   /** Synchronous last-resort cleanup for process exit (tests): kill recorded PIDs, delete namespaces by prefix. */
   downSync(): void {
     const state = this.state;
-    const pids = [...(state?.nodes.map((n) => n.agentPid) ?? []), ...(state?.etcdPids ?? [])];
+    const pids = [...(state?.nodes.map((n) => n.agentPid) ?? []), ...(state?.etcd.map((m) => m.pid) ?? [])];
     for (const pid of pids) {
       if (pid === undefined || !/agent|etcd/.test(commandLine(pid))) continue;
       try {

@@ -40,6 +40,11 @@ export class LabLayout {
     return `${this.stateDir}/state.json`;
   }
 
+  /** Member m (0-based) of the lab's etcd: all in the underlay namespace, ports 2379/2380 + 10·m. */
+  etcdMember(member: number): { name: string; host: string; clientPort: number; peerPort: number; netns: string } {
+    return { name: `etcd${member + 1}`, host: UNDERLAY_GATEWAY, clientPort: ETCD_CLIENT_PORT + member * 10, peerPort: ETCD_PEER_PORT + member * 10, netns: this.underlayNs };
+  }
+
   etcdEndpoint(member = 0): string {
     return `http://${UNDERLAY_GATEWAY}:${ETCD_CLIENT_PORT + member * 10}`;
   }

@@ -13,7 +13,8 @@ export interface LabState {
   readonly prefix: string;
   readonly backend: "vxlan" | "host-gw";
   readonly directRouting: boolean;
-  readonly etcdPids: number[];
+  /** etcd members in the underlay namespace; pid undefined while stopped. */
+  readonly etcd: { readonly name: string; pid: number | undefined }[];
   readonly etcdEndpoints: string[];
   readonly nodes: NodeState[];
   readonly createdAt: string;

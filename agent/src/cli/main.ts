@@ -7,6 +7,8 @@ import { registerNetwork } from "./commands/network.js";
 import { registerLeaseAdmin } from "./commands/reserve.js";
 import { registerRun } from "./commands/run.js";
 import { registerStatus } from "./commands/status.js";
+import { registerVersion } from "./commands/version.js";
+import { applyConfigFile } from "./config-file.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { ENV_PREFIX } from "../config/agent-options.js";
 
@@ -17,11 +19,14 @@ function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) })
     .addHelpText("after", `\nEvery flag can also be set by an environment variable: ${ENV_PREFIX}<FLAG_NAME>, e.g. ${ENV_PREFIX}ETCD_ENDPOINTS.\nDocumentation: docs/operations.md`);
+  // The config file fills what neither a flag nor a variable set, before any command runs.
+  program.hook("preAction", (_program, action) => { applyConfigFile(action); });
   registerRun(program);
   registerStatus(program);
   registerNetwork(program);
   registerLeaseAdmin(program);
   registerCleanup(program);
+  registerVersion(program);
   // Subcommands inherit exitOverride and output settings only when set on each of them.
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });

@@ -20,6 +20,7 @@ export function flag(flags: string, description: string, defaultValue?: string):
 
 export function addEtcdOptions(command: Command): Command {
   return command
+    .addOption(flag("--config <path>", `JSON file of option values, keys named as the flags (default ${DEFAULTS.configFile} when it exists)`))
     .addOption(flag("--etcd-endpoints <urls>", "comma-separated etcd endpoints", DEFAULTS.etcdEndpoints))
     .addOption(flag("--etcd-prefix <path>", "etcd key prefix of the network", DEFAULTS.etcdPrefix))
     .addOption(flag("--etcd-cafile <path>", "CA certificate to verify etcd (PEM)"))
@@ -36,7 +37,19 @@ export function addNodeOptions(command: Command): Command {
     .addOption(flag("--subnet-file <path>", "where the node's lease is written for CNI plugins", DEFAULTS.subnetFile));
 }
 
+export function addHealthzOptions(command: Command): Command {
+  return command
+    .addOption(flag("--healthz-ip <ip>", "address of the agent's /healthz, /readyz, /metrics and /status", DEFAULTS.healthzIp))
+    .addOption(flag("--healthz-port <port>", "port of /healthz, /readyz, /metrics and /status; 0 turns the endpoint off", DEFAULTS.healthzPort));
+}
+
+export interface HealthzFlags {
+  healthzIp: string;
+  healthzPort: string;
+}
+
 export interface EtcdFlags {
+  config?: string;
   etcdEndpoints?: string;
   etcdPrefix?: string;
   etcdCafile?: string;
@@ -50,4 +63,16 @@ export interface NodeFlags {
   iface?: string;
   publicIp?: string;
   subnetFile: string;
+}
+
+export interface RunFlags extends EtcdFlags, NodeFlags, HealthzFlags {
+  subnetLeaseTtl: string;
+  ipMasq: boolean;
+  iptablesResync: string;
+  resyncInterval: string;
+  vxlanDevice?: string;
+  firewallBackend: "auto" | "nftables" | "iptables";
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  printConfig?: boolean;
 }

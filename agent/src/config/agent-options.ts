@@ -15,6 +15,11 @@ export const DEFAULTS = {
   subnetLeaseTtl: "24h",
   /** Unary etcd request deadline for the daemon. */
   etcdRequestTimeout: "5s",
+  /** /healthz, /readyz, /metrics, /status: loopback only unless asked. */
+  healthzIp: "127.0.0.1",
+  healthzPort: "9808",
+  /** Read when it exists; --config names another. */
+  configFile: "/etc/trellis/agent.json",
 } as const;
 
 /** The etcd lease TTL bounds: etcd's minimum is a few seconds, and a week is plenty for any outage. */

@@ -6,7 +6,7 @@ import type { Clock } from "../../../lib/src/clock.js";
 import { Emitter } from "../../../lib/src/emitter.js";
 import { isTrellisError } from "../../../lib/src/errors.js";
 import type { FileStore } from "../../../lib/src/files.js";
-import { canonical, type Cidr } from "../../../lib/src/ipv4.js";
+import { canonical, formatCidr, type Cidr } from "../../../lib/src/ipv4.js";
 import type { Kernel } from "../../../lib/src/netlink/kernel.js";
 import { formatSubnetEnv, parseSubnetEnv } from "../../../lib/src/subnet-env.js";
 import { parseNetworkConfig, type NetworkConfig } from "../config/network-config.js";
@@ -20,6 +20,8 @@ import type { LeaseAttrs } from "../lease/lease-codec.js";
 import type { SubnetRegistry } from "../lease/registry.js";
 import { PeerWatcher, type WatcherEvent } from "../lease/watcher.js";
 import type { HostNetwork } from "../node/host-network.js";
+import type { NodeView } from "../observability/http-server.js";
+import type { ReadinessInput } from "../observability/readiness.js";
 import { chooseUnderlay, type Underlay, type UnderlayRequest } from "../node/public-ip.js";
 
 /** Waiting for the network config to appear in etcd: 500 ms doubling to 10 s. */
@@ -76,6 +78,8 @@ export interface Started {
 export class Agent {
   readonly events = new Emitter<AgentEvent>();
   private subnetEnvWritten = false;
+  /** The running parts, once start() has made them: health, metrics and status read them. */
+  private parts: Partial<Pick<Started, "keeper" | "watcher" | "reconciler" | "masquerade">> = {};
 
   constructor(
     private readonly options: AgentOptions,
@@ -84,6 +88,45 @@ export class Agent {
 
   get hasWrittenSubnetEnv(): boolean {
     return this.subnetEnvWritten;
+  }
+
+  /** What readiness is made of, at any moment (all false before start). */
+  readinessInput(): ReadinessInput {
+    const { keeper, watcher, reconciler, masquerade } = this.parts;
+    return {
+      leaseHeld: keeper?.current !== undefined,
+      subnetEnvWritten: this.subnetEnvWritten,
+      dataplaneConverged: reconciler?.converged ?? false,
+      watchLive: watcher?.live ?? false,
+      masqueradeInstalled: this.options.ipMasq ? (masquerade?.ok ?? false) : undefined,
+    };
+  }
+
+  /** This node's lease and each peer with whether its entries are in the kernel. */
+  nodeView(): Omit<NodeView, "readiness"> {
+    const { keeper, watcher, reconciler } = this.parts;
+    const lease = keeper?.current;
+    const programmed = reconciler?.programmedPeers() ?? new Set<string>();
+    const skipped = reconciler?.skippedPeers() ?? new Map<string, string>();
+    return {
+      lease: lease === undefined ? null : {
+        subnet: formatCidr(lease.subnet),
+        publicIp: lease.attrs.publicIp,
+        reserved: lease.leaseId === undefined,
+        expiresAt: lease.expiresAt === undefined ? null : new Date(lease.expiresAt).toISOString(),
+      },
+      peers: [...(watcher?.peers().values() ?? [])].map((peer) => {
+        const subnet = formatCidr(peer.subnet);
+        return { subnet, publicIp: peer.attrs.publicIp, programmed: programmed.has(subnet), skipped: skipped.get(subnet) ?? null };
+      }),
+    };
+  }
+
+  /** The lease keeper's state and the lease's remaining seconds, for metrics. */
+  leaseInfo(): { state: string; secondsToExpiry: number | undefined } {
+    const keeper = this.parts.keeper;
+    const expiresAt = keeper?.current?.expiresAt;
+    return { state: keeper?.state ?? "idle", secondsToExpiry: expiresAt === undefined ? undefined : Math.max(0, (expiresAt - this.deps.clock.now()) / 1000) };
   }
 
   /** Waits until the network config exists and is valid (etcd down or config missing are retried). */
@@ -184,6 +227,7 @@ export class Agent {
         ? new MasqueradeKeeper(firewall, () => { const lease = keeper.current; return lease === undefined ? undefined : { network: config.network, ownSubnet: lease.subnet }; }, this.deps.clock, this.options.masqResyncMs)
         : undefined;
     masquerade?.events.on((event) => { this.events.emit({ type: "masquerade", event }); });
+    this.parts = { keeper, watcher, reconciler, masquerade };
 
     watcher.events.on((event) => {
       if (event.type === "own-removed") keeper.notifyOwnKeyGone(event.subnet, "deleted");

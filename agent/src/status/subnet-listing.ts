@@ -18,6 +18,32 @@ export interface LeaseRow {
   readonly self: boolean;
   /** Why the value could not be decoded (the subnet is still taken). */
   readonly invalid: string | null;
+  /** From the local agent: whether this peer's entries are in this node's kernel (null: unknown or not a peer). */
+  readonly programmed: boolean | null;
+  /** From the local agent: why this peer is not programmed (e.g. host-gw peer off-link). */
+  readonly skipped: string | null;
+}
+
+/** What the local agent's /status said, or why it could not be asked. */
+export type LocalAgent =
+  | { readonly url: string; readonly reachable: true; readonly ready: boolean; readonly reasons: readonly string[] }
+  | { readonly url: string; readonly reachable: false; readonly error: string };
+
+export interface LocalPeerView {
+  readonly subnet: string;
+  readonly programmed: boolean;
+  readonly skipped: string | null;
+}
+
+/** Adds the local agent's per-peer view to the rows (pure). */
+export function withLocalView(rows: readonly LeaseRow[], peers: readonly LocalPeerView[] | undefined): LeaseRow[] {
+  if (peers === undefined) return [...rows];
+  const bySubnet = new Map(peers.map((p) => [p.subnet, p]));
+  return rows.map((row) => {
+    const peer = bySubnet.get(row.subnet);
+    if (row.self || peer === undefined) return row;
+    return { ...row, programmed: peer.programmed, skipped: peer.skipped };
+  });
 }
 
 export interface SelfIdentity {
@@ -61,6 +87,8 @@ export async function collectLeaseRows(registry: SubnetRegistry, self: SelfIdent
       expiresAt: ttl === undefined ? null : new Date(now + ttl * 1000).toISOString(),
       self: isSelf(lease, self),
       invalid: lease.attrs.ok ? null : lease.attrs.reason,
+      programmed: null,
+      skipped: null,
     };
   });
   return rows.sort((a, b) => compareSubnets(a.subnet, b.subnet));
@@ -83,10 +111,24 @@ function expiryText(row: LeaseRow): string {
   return `in ${formatDuration(row.ttlSeconds * 1000)}`;
 }
 
-/** An aligned text table; "*" marks this node's lease. */
-export function formatLeaseTable(rows: readonly LeaseRow[]): string {
-  if (rows.length === 0) return "No subnet leases.\n";
-  const header = ["", "SUBNET", "PUBLIC IP", "BACKEND", "VTEP MAC", "EXPIRES"];
+function routeText(row: LeaseRow): string {
+  if (row.self) return "(this node)";
+  if (row.skipped !== null) return `skipped: ${row.skipped}`;
+  if (row.programmed === null) return "-";
+  return row.programmed ? "programmed" : "MISSING";
+}
+
+export function formatLocalAgent(local: LocalAgent | undefined): string {
+  if (local === undefined) return "";
+  if (!local.reachable) return `local agent: not reachable at ${local.url} (${local.error}); is \`trellis-agent run\` running here?\n`;
+  return local.ready ? `local agent: ready (${local.url})\n` : `local agent: NOT READY: ${local.reasons.join("; ")}\n`;
+}
+
+/** An aligned text table; "*" marks this node's lease; ROUTE shows the local agent's view when it answered. */
+export function formatLeaseTable(rows: readonly LeaseRow[], local?: LocalAgent): string {
+  if (rows.length === 0) return `${formatLocalAgent(local)}No subnet leases.\n`;
+  const withRoutes = local?.reachable === true;
+  const header = ["", "SUBNET", "PUBLIC IP", "BACKEND", "VTEP MAC", "EXPIRES", ...(withRoutes ? ["ROUTE"] : [])];
   const lines = rows.map((row) => [
     row.self ? "*" : "",
     row.subnet,
@@ -94,14 +136,15 @@ export function formatLeaseTable(rows: readonly LeaseRow[]): string {
     row.backend ?? "-",
     row.vtepMac ?? "-",
     row.invalid === null ? expiryText(row) : `invalid: ${row.invalid}`,
+    ...(withRoutes ? [routeText(row)] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
   const render = (cells: readonly string[]): string =>
     cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();
   const own = rows.some((r) => r.self) ? "\n* this node" : "";
-  return `${[render(header), ...lines.map(render)].join("\n")}${own}\n`;
+  return `${formatLocalAgent(local)}${[render(header), ...lines.map(render)].join("\n")}${own}\n`;
 }
 
-export function formatLeaseJson(rows: readonly LeaseRow[]): string {
-  return `${JSON.stringify({ leases: rows }, null, 2)}\n`;
+export function formatLeaseJson(rows: readonly LeaseRow[], local?: LocalAgent): string {
+  return `${JSON.stringify({ localAgent: local ?? null, leases: rows }, null, 2)}\n`;
 }

@@ -1,0 +1,119 @@
+// The daemon's Prometheus metrics (prom-client): counters and histograms fed from the typed events and the
+// instrumentation decorators, gauges read from the live components at scrape time.
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { AgentEvent } from "../daemon/agent.js";
+import { errorLabel } from "./instrument.js";
+
+export interface LiveState {
+  /** "held", "acquiring", "lost", … */
+  leaseState(): string;
+  /** Seconds until the lease expires; undefined for a reservation or without a lease. */
+  leaseSecondsToExpiry(): number | undefined;
+  peersKnown(): number;
+  peersProgrammed(): number;
+  ready(): boolean;
+}
+
+const LEASE_STATES = ["idle", "acquiring", "held", "lost", "released", "stopped"] as const;
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private live: LiveState | undefined;
+
+  private readonly passes = new Counter({ name: "trellis_reconcile_passes_total", help: "Dataplane reconcile passes, by trigger and result.", labelNames: ["trigger", "result"], registers: [this.registry] });
+  private readonly repairs = new Counter({ name: "trellis_repairs_total", help: "Kernel entries of ours found missing or changed and restored, by kind (route, neighbor, fdb, address, device).", labelNames: ["kind"], registers: [this.registry] });
+  private readonly staleRemoved = new Counter({ name: "trellis_stale_entries_removed_total", help: "Entries of ours that no peer needs, removed (e.g. left by a previous run), by kind.", labelNames: ["kind"], registers: [this.registry] });
+  private readonly peerChanges = new Counter({ name: "trellis_peer_events_total", help: "Peer lease changes seen in etcd, by type (added, changed, removed, invalid).", labelNames: ["type"], registers: [this.registry] });
+  private readonly netlinkLatency = new Histogram({
+    name: "trellis_netlink_operation_seconds",
+    help: "Latency of netlink operations, by operation and result.",
+    labelNames: ["operation", "result"],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+  private readonly etcdErrors = new Counter({ name: "trellis_etcd_request_errors_total", help: "Failed etcd requests, by operation and error code.", labelNames: ["operation", "code"], registers: [this.registry] });
+  private readonly etcdRequests = new Counter({ name: "trellis_etcd_requests_total", help: "etcd requests, by operation.", labelNames: ["operation"], registers: [this.registry] });
+  private readonly watchRestarts = new Counter({ name: "trellis_etcd_watch_restarts_total", help: "Times the peer watch broke and was re-established after a full re-list, by reason.", labelNames: ["reason"], registers: [this.registry] });
+  private readonly masqResyncs = new Counter({ name: "trellis_masquerade_resyncs_total", help: "Times the masquerade rules were found removed or changed and re-installed.", registers: [this.registry] });
+  private readonly leaseTransitions = new Counter({ name: "trellis_lease_events_total", help: "Lease keeper events: acquired, renewed, lost, race-lost, retrying.", labelNames: ["event"], registers: [this.registry] });
+
+  constructor(version: string) {
+    new Gauge({ name: "trellis_build_info", help: "Build information; always 1.", labelNames: ["version", "node_version"], registers: [this.registry] })
+      .set({ version, node_version: process.versions.node }, 1);
+    const live = (): LiveState | undefined => this.live;
+    new Gauge({
+      name: "trellis_lease_state",
+      help: "1 for the lease keeper's current state, 0 for the others.",
+      labelNames: ["state"],
+      registers: [this.registry],
+      collect() {
+        const current = live()?.leaseState() ?? "idle";
+        for (const state of LEASE_STATES) this.set({ state }, state === current ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "trellis_lease_expiry_seconds",
+      help: "Seconds until this node's lease expires unless renewed (absent for a reservation).",
+      registers: [this.registry],
+      collect() {
+        const seconds = live()?.leaseSecondsToExpiry();
+        this.reset();
+        if (seconds !== undefined) this.set(seconds);
+      },
+    });
+    new Gauge({ name: "trellis_peers_known", help: "Peers known from etcd.", registers: [this.registry], collect() { this.set(live()?.peersKnown() ?? 0); } });
+    new Gauge({ name: "trellis_peers_programmed", help: "Peers whose entries are all in the kernel after the last pass.", registers: [this.registry], collect() { this.set(live()?.peersProgrammed() ?? 0); } });
+    new Gauge({ name: "trellis_ready", help: "1 when /readyz answers 200.", registers: [this.registry], collect() { this.set(live()?.ready() === true ? 1 : 0); } });
+  }
+
+  /** Connects the scrape-time gauges to the running daemon. */
+  attach(live: LiveState): void {
+    this.live = live;
+  }
+
+  observeNetlink(operation: string, seconds: number, error: unknown): void {
+    this.netlinkLatency.observe({ operation, result: error === undefined ? "ok" : "error" }, seconds);
+  }
+
+  observeEtcd(operation: string, _seconds: number, error: unknown): void {
+    this.etcdRequests.inc({ operation });
+    if (error !== undefined) this.etcdErrors.inc({ operation, code: errorLabel(error) });
+  }
+
+  record(event: AgentEvent): void {
+    switch (event.type) {
+      case "dataplane": {
+        const e = event.event;
+        if (e.type === "pass") this.passes.inc({ trigger: e.trigger, result: e.converged ? "converged" : "failed" });
+        else if (e.type === "repaired") this.repairs.inc({ kind: e.kind });
+        else if (e.type === "device" && e.repair) this.repairs.inc({ kind: "device" });
+        else if (e.type === "stale-removed") this.staleRemoved.inc({ kind: e.kind });
+        return;
+      }
+      case "watcher": {
+        const e = event.event;
+        if (e.type === "added" || e.type === "changed" || e.type === "removed" || e.type === "invalid") this.peerChanges.inc({ type: e.type });
+        else if (e.type === "broken") this.watchRestarts.inc({ reason: e.reason });
+        return;
+      }
+      case "masquerade":
+        if (event.event.type === "applied" && event.event.reason === "resync") this.masqResyncs.inc();
+        return;
+      case "keeper": {
+        const e = event.event;
+        if (e.type !== "state") this.leaseTransitions.inc({ event: e.type });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
