@@ -27,7 +27,8 @@ describe("cni plugin: install / uninstall", function () {
     const first = await readFile(join(root, "opt/cni/bin/trellis"), "utf8");
     await run(resolve(REPO_ROOT, "scripts/install"), ["--root", root]);
     assert.equal(await readFile(join(root, "opt/cni/bin/trellis"), "utf8"), first, "a second install writes the same launcher");
-    assert.deepEqual(await filesUnder(root), ["/etc/cni/net.d/10-trellis.conflist", "/opt/cni/bin/trellis"]);
+    // The CNI section's files (the agent section adds its own: test/install.test.ts).
+    assert.deepEqual((await filesUnder(root)).filter((f) => f.includes("/cni/")), ["/etc/cni/net.d/10-trellis.conflist", "/opt/cni/bin/trellis"]);
     assert.equal((await stat(join(root, "opt/cni/bin/trellis"))).mode & 0o777, 0o755);
     const conflist = JSON.parse(await readFile(join(root, "etc/cni/net.d/10-trellis.conflist"), "utf8")) as { plugins: { type: string }[] };
     assert.deepEqual(conflist.plugins.map((p) => p.type), ["trellis", "portmap"]);
@@ -37,7 +38,7 @@ describe("cni plugin: install / uninstall", function () {
     assert.equal(out.code, 0, out.stderr);
     assert.deepEqual(JSON.parse(out.stdout), { cniVersion: "1.1.0", supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] });
 
-    await run(resolve(REPO_ROOT, "scripts/uninstall"), ["--root", root]);
+    await run(resolve(REPO_ROOT, "scripts/uninstall"), ["--root", root, "--purge"]);
     assert.deepEqual(await filesUnder(root), []);
     await run(resolve(REPO_ROOT, "scripts/uninstall"), ["--root", root]); // idempotent
   });

@@ -10,6 +10,8 @@ import { commandLine, run, runStatus, startDetached, stopPid } from "./exec.js";
 import { LabLayout, OUTSIDE_IP, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";
 import { addNamespace, deleteNamespace, ipIn, listNamespaces } from "./netns.js";
 import { waitFor } from "./ports.js";
+import { addPods } from "./lab-pods.js";
+import { readAgentEnv, renderNodeConfig, type NodeSettings } from "./node-config.js";
 import type { Endpoint } from "./ping.js";
 import { readState, writeState, type LabState } from "./state.js";
 
@@ -25,6 +27,8 @@ export interface UpOptions {
   readonly leaseTtl?: string;
   /** Extra TRELLIS_* settings for every agent (tests shorten intervals this way). */
   readonly agentEnv?: Readonly<Record<string, string>>;
+  /** Pods created on every node through the CNI plugin once its agent is ready (default 0). */
+  readonly podsPerNode?: number;
 }
 
 const AGENT_CMD = /agent\/bin\/agent run/;
@@ -50,7 +54,7 @@ export class Lab {
     return this.state;
   }
 
-  private async save(): Promise<void> {
+  async save(): Promise<void> {
     await writeState(this.layout.stateFile, this.current);
   }
 
@@ -65,6 +69,7 @@ export class Lab {
       etcd: [],
       etcdEndpoints: Array.from({ length: options.etcdMembers ?? 1 }, (_, m) => this.layout.etcdEndpoint(m)),
       nodes: [],
+      pods: [],
       createdAt: new Date().toISOString(),
     };
     await this.save();
@@ -78,6 +83,11 @@ export class Lab {
       await this.addNode(index, options.leaseTtl);
     }
     await Promise.all(this.current.nodes.map((n) => this.waitReady(n.index)));
+    const pods = options.podsPerNode ?? 0;
+    if (pods > 0) {
+      this.progress(`pods: ${pods} per node, each ADDed through the node's CNI chain (trellis, then portmap)`);
+      for (const { index } of this.current.nodes) await addPods(this, index, pods);
+    }
   }
 
   private async createUnderlay(): Promise<void> {
@@ -145,16 +155,20 @@ export class Lab {
     if (result.code !== 0) throw new Error(`network set failed: ${result.stderr}`);
   }
 
-  /** The agent's environment on a node: the same TRELLIS_* settings a real node's unit file carries. */
-  agentEnv(node: NodeLayout, leaseTtl?: string): Record<string, string> {
+  /** The settings a node's config is rendered from (deploy/render-node-config, as on a real node). */
+  private nodeSettings(node: NodeLayout, leaseTtl?: string): NodeSettings {
     return {
-      TRELLIS_ETCD_ENDPOINTS: this.current.etcdEndpoints.join(","),
-      TRELLIS_IFACE: "eth0",
-      TRELLIS_SUBNET_FILE: join(node.dir, "subnet.env"),
-      TRELLIS_LOG_FORMAT: "text",
-      ...(leaseTtl === undefined ? {} : { TRELLIS_SUBNET_LEASE_TTL: leaseTtl }),
-      ...this.extraEnv,
+      etcdEndpoints: this.current.etcdEndpoints,
+      iface: "eth0",
+      subnetFile: join(node.dir, "subnet.env"),
+      cniDataDir: join(node.dir, "cni-ipam"),
+      extra: { TRELLIS_LOG_FORMAT: "text", ...(leaseTtl === undefined ? {} : { TRELLIS_SUBNET_LEASE_TTL: leaseTtl }), ...this.extraEnv },
     };
+  }
+
+  /** The variables a CLI command on a node needs (etcd, subnet file): what its agent.env says. */
+  agentEnv(node: NodeLayout): Record<string, string> {
+    return { TRELLIS_ETCD_ENDPOINTS: this.current.etcdEndpoints.join(","), TRELLIS_SUBNET_FILE: join(node.dir, "subnet.env"), TRELLIS_LOG_FORMAT: "text" };
   }
 
   /** Creates node namespace `index` (the next free one by default), wires it to the underlay and starts its agent. */
@@ -165,6 +179,7 @@ export class Lab {
     this.current.nodes.push({ index });
     await this.save();
     await mkdir(node.dir, { recursive: true });
+    await renderNodeConfig(node, this.nodeSettings(node, leaseTtl));
     await addNamespace(node.ns);
     const peer = `${this.layout.prefix}t${index}`;
     await run("ip", ["link", "add", node.uplink, "type", "veth", "peer", "name", peer]);
@@ -174,7 +189,7 @@ export class Lab {
     await ipIn(node.ns, "addr", "add", `${node.ip}/${UNDERLAY_PREFIX_LEN}`, "dev", "eth0");
     await ipIn(node.ns, "link", "set", "eth0", "up");
     await ipIn(node.ns, "route", "add", "default", "via", UNDERLAY_GATEWAY);
-    if (startAgent) await this.startAgent(index, leaseTtl);
+    if (startAgent) await this.startAgent(index);
     return node;
   }
 
@@ -185,7 +200,8 @@ export class Lab {
     return index;
   }
 
-  async startAgent(index: number, leaseTtl?: string): Promise<number> {
+  /** Starts the node's agent as its unit would: the executable, `run`, the rendered agent.env as environment. */
+  async startAgent(index: number): Promise<number> {
     const node = this.layout.node(index);
     const entry = this.current.nodes.find((n) => n.index === index);
     if (entry === undefined) throw new Error(`no node ${node.name}`);
@@ -195,7 +211,7 @@ export class Lab {
       "ip",
       ["netns", "exec", node.ns, AGENT_BIN, "run"],
       log,
-      { ...process.env, ...this.agentEnv(node, leaseTtl) },
+      { ...process.env, ...(await readAgentEnv(node)) },
     );
     entry.agentPid = pid;
     await this.save();

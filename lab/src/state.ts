@@ -9,6 +9,15 @@ export interface NodeState {
   logOffset?: number | undefined;
 }
 
+export interface PodState {
+  /** Also the pod's namespace and container ID. */
+  readonly name: string;
+  readonly node: number;
+  readonly ip: string;
+  /** The pod's HTTP server, when it runs one. */
+  httpPid?: number | undefined;
+}
+
 export interface LabState {
   readonly prefix: string;
   readonly backend: "vxlan" | "host-gw";
@@ -17,6 +26,7 @@ export interface LabState {
   readonly etcd: { readonly name: string; pid: number | undefined }[];
   readonly etcdEndpoints: string[];
   readonly nodes: NodeState[];
+  readonly pods: PodState[];
   readonly createdAt: string;
 }
 

@@ -57,6 +57,8 @@ export class Reconciler {
   readonly events = new Emitter<DataplaneEvent>();
   /** "kind:key" of every entry known to be in the kernel after the last pass: a missing one is drift. */
   private applied = new Set<string>();
+  /** Entries whose last put failed: not in the kernel now, whatever `applied` remembers. */
+  private readonly failing = new Set<string>();
   private deviceSeen = false;
   private skipped = new Map<string, string>();
   private running: Promise<void> | undefined;
@@ -83,7 +85,8 @@ export class Reconciler {
     const desired = this.lastDesired;
     if (desired === undefined) return programmed;
     for (const route of desired.routes.values()) {
-      if (this.applied.has(`route:${routeKey(route)}`)) programmed.add(`${route.dst}/${route.prefixLen}`);
+      const id = `route:${routeKey(route)}`;
+      if (this.applied.has(id) && !this.failing.has(id)) programmed.add(`${route.dst}/${route.prefixLen}`);
     }
     return programmed;
   }
@@ -289,10 +292,13 @@ export class Reconciler {
       } catch (error) {
         ok = false;
         failure.error ??= error;
-        this.applied.delete(id);
+        // A put that fails keeps its "was applied" mark: once it succeeds (e.g. the link is back) it is a repair.
+        if (put) this.failing.add(id);
+        else this.applied.delete(id);
         this.events.emit({ type: "error", entry, error });
         return;
       }
+      this.failing.delete(id);
       if (put) {
         this.events.emit({ type: this.applied.has(id) ? "repaired" : "programmed", ...entry });
         this.applied.add(id);

@@ -1,0 +1,84 @@
+// Pods in the lab: namespaces wired by each node's CNI chain (our plugin, then portmap) through the libcni-like
+// runtime, as kubelet's runtime would; two of them run an HTTP server that a pod on another node fetches from.
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../test/support/paths.js";
+import { commandLine, startDetached, stopPid } from "./exec.js";
+import { httpGetIn } from "./http-get.js";
+import type { Lab } from "./lab.js";
+import type { Endpoint } from "./ping.js";
+import { createPod, deletePod, nodeConflist, readConflist, type PodNode } from "./pods.js";
+import type { PodState } from "./state.js";
+
+export const POD_HTTP_PORT = 80;
+const SERVER_CMD = /pod-server\.js/;
+
+/** The node's CNI view: its conflist (from deploy/, pointed at its subnet file and IPAM dir) and plugin dirs. */
+export async function podNode(lab: Lab, index: number): Promise<PodNode> {
+  const node = lab.layout.node(index);
+  const base = await readConflist(join(node.dir, "10-trellis.conflist")).catch(() => readConflist(join(REPO_ROOT, "deploy/cni/10-trellis.conflist")));
+  const subnetFile = join(node.dir, "subnet.env");
+  const dataDir = join(node.dir, "cni-ipam");
+  return {
+    netns: node.ns,
+    subnetFile,
+    dataDir,
+    cacheDir: join(node.dir, "cni-cache"),
+    binDirs: [join(REPO_ROOT, "cni-plugin/bin"), "/usr/lib/cni"],
+    conflist: nodeConflist(base, { subnetFile, dataDir }),
+  };
+}
+
+export function podName(lab: Lab, node: number, n: number): string {
+  return `${lab.layout.prefix}-n${node}-p${n}`;
+}
+
+/** ADDs `count` more pods on a node through its CNI chain. */
+export async function addPods(lab: Lab, index: number, count: number): Promise<PodState[]> {
+  const cni = await podNode(lab, index);
+  const added: PodState[] = [];
+  for (let i = 0; i < count; i++) {
+    const taken = new Set(lab.current.pods.filter((p) => p.node === index).map((p) => p.name));
+    let n = 1;
+    while (taken.has(podName(lab, index, n))) n += 1;
+    const pod = await createPod(cni, podName(lab, index, n));
+    const entry: PodState = { name: pod.name, node: index, ip: pod.ip };
+    lab.current.pods.push(entry);
+    await lab.save();
+    added.push(entry);
+  }
+  return added;
+}
+
+/** DELs a pod through the chain and removes its namespace. */
+export async function removePod(lab: Lab, name: string): Promise<void> {
+  const pod = lab.current.pods.find((p) => p.name === name);
+  if (pod === undefined) throw new Error(`no pod ${name}`);
+  if (pod.httpPid !== undefined) await stopPid(pod.httpPid, SERVER_CMD, 2000);
+  await deletePod(await podNode(lab, pod.node), { name: pod.name, containerId: pod.name, ifname: "eth0", netnsPath: `/run/netns/${pod.name}` });
+  lab.current.pods.splice(lab.current.pods.indexOf(pod), 1);
+  await lab.save();
+}
+
+/** Starts the pod's HTTP server on its IP, port 80. */
+export async function startPodServer(lab: Lab, pod: PodState): Promise<void> {
+  const script = fileURLToPath(new URL("./pod-server.js", import.meta.url));
+  pod.httpPid = startDetached("ip", ["netns", "exec", pod.name, process.execPath, script, pod.ip, String(POD_HTTP_PORT), pod.name], join(lab.layout.stateDir, `${pod.name}-http.log`));
+  await lab.save();
+  for (let i = 0; i < 100; i++) {
+    if ((await httpGetIn(pod.name, `http://${pod.ip}:${POD_HTTP_PORT}/`, 1000)).status === 200) return;
+    if (!SERVER_CMD.test(commandLine(pod.httpPid))) throw new Error(`the HTTP server in ${pod.name} exited`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`the HTTP server in ${pod.name} does not answer`);
+}
+
+/** GET http://<server ip>/ from inside the client pod. */
+export async function fetchFromPod(client: PodState, server: PodState): Promise<{ ok: boolean; body: string }> {
+  const answer = await httpGetIn(client.name, `http://${server.ip}:${POD_HTTP_PORT}/`, 3000);
+  return { ok: answer.status === 200, body: answer.body.trim() };
+}
+
+export function podEndpoints(lab: Lab): Endpoint[] {
+  return lab.current.pods.map((p) => ({ name: `n${p.node}/p${p.name.split("-p").pop() ?? "?"}`, ns: p.name, ip: p.ip }));
+}
