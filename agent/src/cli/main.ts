@@ -56,4 +56,22 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
 });
 
-process.exitCode = await main();
+/**
+ * The build runs `version` once with TRELLIS_WRITE_CODE_CACHE set (scripts/build/bundle.ts): loading the modules
+ * that commands import lazily makes the code cache cover their start-up code too (etcd3 parses its protos at load).
+ */
+async function warmUp(): Promise<void> {
+  await Promise.all([
+    import("./daemon-main.js"),
+    import("../etcd/client.js"),
+    import("../lease/etcd-registry.js"),
+    import("../node/kernel-host-network.js"),
+    import("../dataplane/cleanup.js"),
+  ]);
+}
+
+// No top-level await: the build bundles this file as CommonJS.
+void main().then(async (code) => {
+  process.exitCode = code;
+  if (process.env.TRELLIS_WRITE_CODE_CACHE !== undefined) await warmUp();
+});

@@ -1,13 +1,18 @@
-// The version, read once from package.json next to the build (dist/agent/src/cli → the repo root).
+// The version, read once from the package.json above this file (dist/agent/src/cli, or the bundle in dist/agent).
 import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 function readVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../../../package.json", import.meta.url), "utf8")) as { version?: unknown };
-    return typeof pkg.version === "string" ? pkg.version : "unknown";
-  } catch {
-    return "unknown";
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: unknown; version?: unknown };
+      if (pkg.name === "trellis" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // not here: one level up
+    }
   }
+  return "unknown";
 }
 
 export const VERSION = readVersion();

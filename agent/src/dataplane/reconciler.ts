@@ -161,8 +161,10 @@ export class Reconciler {
         const link = event.link;
         if (link.index === this.underlayIndex) return true; // up/down, MTU: routes may have been flushed
         if (link.name !== this.options.deviceName && link.index !== this.deviceIndex) return false;
-        // Our own creation and updates also arrive here: only a deletion or a device that is not as we left it counts.
-        return event.action === "del" || !link.up || (this.deviceMtu !== undefined && link.mtu !== this.deviceMtu);
+        // Our own creation and updates also arrive here: only a deletion or a device that is not as we left it counts
+        // (a pass in progress may be creating it, still down: that is not drift).
+        if (event.action === "del") return true;
+        return (!link.up && this.running === undefined) || (this.deviceMtu !== undefined && link.mtu !== this.deviceMtu);
       }
       case "address":
         return event.action === "del" && (event.address.index === this.deviceIndex || event.address.index === this.underlayIndex);

@@ -51,10 +51,10 @@ export class EtcdRegistry implements SubnetRegistry {
     };
   }
 
-  listLeases(): Promise<LeaseListing> {
+  listLeases(consistency: "linearizable" | "serializable" = "linearizable"): Promise<LeaseListing> {
     const prefix = subnetsPrefix(this.prefix);
     return this.call(`listing ${prefix}`, async () => {
-      const response = await this.client.getAll().prefix(prefix).exec();
+      const response = await this.client.getAll().prefix(prefix).serializable(consistency === "serializable").exec();
       const leases: StoredLease[] = [];
       const strayKeys: string[] = [];
       for (const kv of response.kvs) {

@@ -131,7 +131,8 @@ export class LeaseKeeper {
       for (let races = 0; races < MAX_RACES_PER_ATTEMPT; races++) {
         // A lost race usually means one more key: choosing again from the same listing (minus what we lost) is
         // as good as listing again, and halves the requests when hundreds of nodes start together.
-        if (listing === undefined || races % RELIST_AFTER_RACES === 0) listing = await registry.listLeases();
+        // Serializable: a stale answer only costs a lost race, and it spares etcd a consensus round per node.
+        if (listing === undefined || races % RELIST_AFTER_RACES === 0) listing = await registry.listLeases("serializable");
         const choice = chooseSubnet({ config, leases: listing.leases, publicIp: attrs.publicIp, preferred: this.preferred, exclude, racesLost: races, random: this.random });
         if (choice.kind === "exhausted") throw new PoolExhaustedError(config, choice.poolSize, choice.taken);
         held = choice.kind === "reuse" ? await this.adopt(choice.lease, grant) : await this.create(choice.subnet, grant);

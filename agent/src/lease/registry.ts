@@ -41,7 +41,11 @@ export interface RegistryWatch {
 export interface SubnetRegistry {
   getNetworkConfig(): Promise<string | undefined>;
   putNetworkConfig(text: string): Promise<void>;
-  listLeases(): Promise<LeaseListing>;
+  /**
+   * Every key under the subnets prefix. "serializable" may read a member that lags behind — cheaper, and enough
+   * when a transaction guards what is done with the answer (subnet choice); the default is linearizable.
+   */
+  listLeases(consistency?: "linearizable" | "serializable"): Promise<LeaseListing>;
   /** Remaining seconds of an etcd lease, undefined when it no longer exists. */
   timeToLive(leaseId: string): Promise<number | undefined>;
   /** A new etcd lease (TTL in seconds) to attach keys to; it expires unless kept alive. */

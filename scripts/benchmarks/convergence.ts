@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     await lab.up({ nodes: NODES, backend: "vxlan" });
     const nodeNamespaces = lab.current.nodes.map((n) => lab.layout.node(n.index).ns);
     process.stderr.write(`writing ${PEERS} peer leases one by one\n`);
-    const probe = await runStatus("ip", ["netns", "exec", lab.layout.underlayNs, process.execPath, join(REPO_ROOT, "dist/scripts/bench/convergence-probe.js"),
+    const probe = await runStatus("ip", ["netns", "exec", lab.layout.underlayNs, process.execPath, join(REPO_ROOT, "dist/scripts/benchmarks/convergence-probe.js"),
       JSON.stringify({ endpoint: "http://127.0.0.1:2379", nodeNamespaces, peers: PEERS })], { timeoutMs: 600_000 });
     if (probe.code !== 0) throw new Error(`probe failed: ${probe.stderr}`);
     const { watchLatency, convergence } = JSON.parse(probe.stdout) as { watchLatency: number[]; convergence: number[] };

@@ -2,7 +2,7 @@
 // /usr/lib/cni) with an equivalent config, in the same run, interleaved so both see the same machine load.
 // Prints p50/p99 per operation, ours/reference ratios, and our own work (ADD wall − a bare `node -e 0` start measured
 // in the same run), then 50 concurrent ADDs (and DELs) wall time for each.
-//   scripts/bench/cni [--pairs N] [--concurrent N]
+//   scripts/bench cni [--pairs N] [--concurrent N]
 // Runs as root. Everything lives in namespaces with a per-run prefix and a temp dir, removed at the end; the
 // measuring half runs inside the node namespace (as a runtime does), so plugins are spawned directly.
 import { spawn, spawnSync } from "node:child_process";
