@@ -69,7 +69,7 @@ function rewrites(bundleFile: string): Plugin {
     });
     // syscall-napi's addon is required by name, which makes Node read package.json files up the tree (~3 ms);
     // in the bundle it is a path relative to the bundle, resolved here once.
-    b.onLoad({ filter: /(lib\/src\/netlink\/netns|cni-plugin\/src\/ipam\/flock)\.js$/ }, async (args) => {
+    b.onLoad({ filter: /lib\/src\/syscall\.js$/ }, async (args) => {
       const text = await readFile(args.path, "utf8");
       const specifier = "syscall-napi/build/Release/syscall.node";
       if (!text.includes(`"${specifier}"`)) throw new Error(`${args.path}: the addon require to rewrite was not found`);

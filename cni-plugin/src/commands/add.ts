@@ -1,6 +1,5 @@
 // ADD: lease → address → wiring → result. The netns is opened first (a bad CNI_NETNS fails before any state is
 // made); if wiring fails, what this ADD made is undone before the error is reported.
-import type { Kernel } from "../../../lib/src/netlink/kernel.js";
 import { attachmentOf } from "../env.js";
 import { allocate, release } from "../ipam/ipam.js";
 import { addResult, inNetwork, mergeResults, podNetworkSpec } from "../pod-spec.js";
@@ -8,19 +7,14 @@ import { formatResult, parsePrevResult } from "../result.js";
 import { readLease } from "../subnet.js";
 import { removeHostVeth, setupPod } from "../wiring/pod-network.js";
 import type { CommandContext, CommandOutput } from "./context.js";
-import { requireNetns } from "./netns.js";
+import { requireNetns, withPodAndHost } from "./netns.js";
 
 export async function add({ invocation, config, deps }: CommandContext): Promise<CommandOutput> {
   const attachment = attachmentOf(invocation);
   const netns = requireNetns(invocation);
   const previous = config.prevResult === undefined ? undefined : parsePrevResult(config.prevResult);
   const lease = readLease(deps, config.subnetFile);
-  const kernels: Kernel[] = [];
-  try {
-    const pod = await deps.podKernel(netns);
-    kernels.push(pod);
-    const host = await deps.hostKernel();
-    kernels.push(host);
+  return withPodAndHost(deps, netns, async (pod, host) => {
     const store = deps.store(config.dataDir);
     const ip = await allocate(store, lease, attachment);
     const spec = podNetworkSpec(config, lease, attachment, netns, ip);
@@ -33,7 +27,5 @@ export async function add({ invocation, config, deps }: CommandContext): Promise
       throw error;
     }
     return JSON.stringify(formatResult(previous === undefined ? result : mergeResults(previous, result), config.cniVersion));
-  } finally {
-    for (const kernel of kernels) kernel.close();
-  }
+  });
 }

@@ -1,7 +1,6 @@
 // CHECK: the reservation, the prevResult and the kernel must all agree with what ADD set up; every difference is
 // named in one error (code 103).
 import { formatIpv4 } from "../../../lib/src/ipv4.js";
-import type { Kernel } from "../../../lib/src/netlink/kernel.js";
 import { CniCode, CniError } from "../cni-error.js";
 import { attachmentOf } from "../env.js";
 import { isAssignable } from "../ipam/choose.js";
@@ -11,7 +10,7 @@ import { parsePrevResult, podAddress } from "../result.js";
 import { readLease } from "../subnet.js";
 import { findProblems } from "../wiring/inspect.js";
 import type { CommandContext, CommandOutput } from "./context.js";
-import { requireNetns } from "./netns.js";
+import { requireNetns, withPodAndHost } from "./netns.js";
 
 export async function check({ invocation, config, deps }: CommandContext): Promise<CommandOutput> {
   const attachment = attachmentOf(invocation);
@@ -33,16 +32,7 @@ export async function check({ invocation, config, deps }: CommandContext): Promi
   for (const name of [spec.hostVeth, attachment.ifname]) {
     if (!previous.interfaces.some((i) => i.name === name)) problems.push(`prevResult does not list interface ${name}`);
   }
-  const kernels: Kernel[] = [];
-  try {
-    const pod = await deps.podKernel(netns);
-    kernels.push(pod);
-    const host = await deps.hostKernel();
-    kernels.push(host);
-    problems.push(...(await findProblems(host, pod, spec)));
-  } finally {
-    for (const kernel of kernels) kernel.close();
-  }
+  problems.push(...(await withPodAndHost(deps, netns, (pod, host) => findProblems(host, pod, spec))));
   if (problems.length > 0) throw new CniError(CniCode.CHECK_FAILED, `CHECK failed: ${problems.join("; ")}`);
   return "";
 }

@@ -3,38 +3,19 @@
 // stale lock to recover (docs/decisions/0006). Node has no flock, so it goes through syscall-napi's addon — the
 // one the netlink adapter already loads for setns — with LOCK_NB and a short jittered poll, bounded by a timeout.
 import { closeSync, openSync } from "node:fs";
-import { createRequire } from "node:module";
 import { errnoByMessage } from "../../../lib/src/netlink/errors.js";
+import { syscallNumber, syscallSync } from "../../../lib/src/syscall.js";
 import { CniCode, CniError } from "../cni-error.js";
 
-const FLOCK: Partial<Record<string, bigint>> = { x64: 73n, arm64: 32n, arm: 143n };
 const LOCK_EX = 2n;
 const LOCK_NB = 4n;
 
-interface SyscallAddon {
-  syscall_sync(num: bigint, ...args: bigint[]): bigint;
-}
-
-let addon: SyscallAddon | undefined;
-
-function syscallAddon(): SyscallAddon {
-  if (addon === undefined) {
-    const require = createRequire(import.meta.url);
-    try {
-      addon = require("syscall-napi/build/Release/syscall.node") as SyscallAddon;
-    } catch {
-      addon = require("syscall-napi/build/Debug/syscall.node") as SyscallAddon;
-    }
-  }
-  return addon;
-}
-
 /** true: locked; false: someone else holds it. */
 function tryFlock(fd: number, path: string): boolean {
-  const nr = FLOCK[process.arch];
+  const nr = syscallNumber("flock");
   if (nr === undefined) throw new CniError(CniCode.IO_FAILURE, `flock is not available on ${process.arch}`);
   try {
-    syscallAddon().syscall_sync(nr, BigInt(fd), LOCK_EX | LOCK_NB);
+    syscallSync(nr, BigInt(fd), LOCK_EX | LOCK_NB);
     return true;
   } catch (error) {
     const errno = error instanceof Error ? errnoByMessage(error.message) : undefined;

@@ -2,37 +2,12 @@
 // belongs to the namespace its *thread* was in when it was opened; setns(2) switches only the calling thread. So we
 // switch the main thread, open what is needed, and switch back before anything else can run on it.
 import { closeSync, openSync } from "node:fs";
-import { createRequire } from "node:module";
 import { TrellisError } from "../errors.js";
+import { syscallNumber, syscallSync } from "../syscall.js";
 import { errnoByMessage } from "./errors.js";
 
 const CLONE_NEWNET = 0x40000000n;
 const NAMED_NETNS_DIR = "/run/netns";
-/** setns(2) syscall numbers, as in syscall-napi's own tables. */
-const SETNS: Partial<Record<string, bigint>> = { x64: 308n, arm64: 268n, arm: 375n };
-
-interface SyscallAddon {
-  /** Runs on the calling thread; throws Error(strerror(errno)) on failure. */
-  syscall_sync(num: bigint, ...args: bigint[]): bigint;
-}
-let addon: SyscallAddon | undefined;
-
-/**
- * syscall-napi's native addon, loaded on first use. The package's ESM entry point also builds syscall tables for
- * three architectures (~15 ms against ~2 ms for the addon alone), and a process that never enters a namespace
- * should not pay even that. Same lookup order as the package's entry point.
- */
-function syscallAddon(): SyscallAddon {
-  if (addon === undefined) {
-    const require = createRequire(import.meta.url);
-    try {
-      addon = require("syscall-napi/build/Release/syscall.node") as SyscallAddon;
-    } catch {
-      addon = require("syscall-napi/build/Debug/syscall.node") as SyscallAddon;
-    }
-  }
-  return addon;
-}
 
 /** Thrown when a namespace path cannot be used; code NOT_FOUND, INVALID_ARGUMENT or PERMISSION_DENIED. */
 export class NetnsError extends TrellisError {
@@ -89,10 +64,10 @@ export class NetnsHandle {
 }
 
 function setns(fd: number, path: string): void {
-  const nr = SETNS[process.arch];
+  const nr = syscallNumber("setns");
   if (nr === undefined) throw new NetnsError("IO", path, `setns is not available on ${process.arch}`);
   try {
-    syscallAddon().syscall_sync(nr, BigInt(fd), CLONE_NEWNET);
+    syscallSync(nr, BigInt(fd), CLONE_NEWNET);
   } catch (error) {
     const errno = error instanceof Error ? errnoByMessage(error.message) : undefined;
     if (errno === "EPERM") throw new NetnsError("PERMISSION_DENIED", path, `entering network namespace ${path} needs root or CAP_SYS_ADMIN`, { cause: error });
