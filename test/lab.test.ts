@@ -34,14 +34,17 @@ describe("lab (3 nodes, vxlan)", function () {
     assert.equal(env, `FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=${gateway}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`);
   });
 
-  it("renders each node's config with deploy/render-node-config and starts the agent from it, as a real node", async () => {
+  it("installs trellis with scripts/install, renders each node's config with deploy/render-node-config and starts the agent from both, as a real node", async () => {
     const dir = fixture.lab.layout.node(1).dir;
     const env = await readFile(join(dir, "agent.env"), "utf8");
     assert.match(env, /^TRELLIS_IFACE=eth0$/m);
     assert.match(env, /^TRELLIS_ETCD_ENDPOINTS=http:\/\/10\.42\.0\.1:2379$/m);
     assert.match(env, new RegExp(`^TRELLIS_SUBNET_FILE=${join(dir, "subnet.env").replace(/[./]/g, "\\$&")}$`, "m"));
     const unit = await readFile(join(dir, "trellis-agent.service"), "utf8");
-    assert.match(unit, /^ExecStart=\S+\/agent\/bin\/agent run$/m);
+    // The agent and the plugin run as scripts/install put them (under the lab's root), as on a node.
+    assert.equal(unit.match(/^ExecStart=(\S+) run$/m)?.[1], fixture.lab.layout.agentBin);
+    assert.match(await readFile(fixture.lab.layout.agentBin, "utf8"), /exec .*\/agent\/bin\/agent/);
+    assert.match(await readFile(join(fixture.lab.layout.cniBinDir, "trellis"), "utf8"), /launcher\.cjs/);
     const conflist = JSON.parse(await readFile(join(dir, "10-trellis.conflist"), "utf8")) as { plugins: { type: string; subnetFile?: string }[] };
     assert.deepEqual(conflist.plugins.map((p) => p.type), ["trellis", "portmap"]);
     assert.equal(conflist.plugins[0]?.subnetFile, join(dir, "subnet.env"));

@@ -19,10 +19,13 @@ describe("trellis-agent CLI", function () {
   }
 
   it("has --help for every subcommand", async () => {
-    for (const args of [["--help"], ["run", "--help"], ["status", "--help"], ["network", "set", "--help"], ["network", "show", "--help"], ["reserve", "--help"], ["unreserve", "--help"], ["leave", "--help"]]) {
+    for (const args of [["--help"], ["run", "--help"], ["status", "--help"], ["network", "set", "--help"], ["network", "show", "--help"], ["reserve", "--help"], ["unreserve", "--help"], ["leave", "--help"], ["cleanup", "--help"], ["version", "--help"]]) {
       const result = await agent(args);
       assert.equal(result.code, 0, args.join(" "));
       assert.match(result.stdout, /Usage: trellis-agent/);
+    }
+    for (const args of [["run"], ["status"], ["network"], ["network", "set"], ["network", "show"], ["reserve"], ["unreserve"], ["leave"], ["cleanup"], ["version"]]) {
+      assert.match((await agent([...args, "--help"])).stdout, /Examples:\n {2}trellis-agent /, `${args.join(" ")} --help has examples`);
     }
     const status = await agent(["status", "--help"]);
     assert.match(status.stdout, /env:\s+TRELLIS_ETCD_ENDPOINTS/);

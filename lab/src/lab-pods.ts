@@ -13,7 +13,7 @@ import type { PodState } from "./state.js";
 export const POD_HTTP_PORT = 80;
 const SERVER_CMD = /pod-server\.js/;
 
-/** The node's CNI view: its conflist (from deploy/, pointed at its subnet file and IPAM dir) and plugin dirs. */
+/** The node's CNI view: its conflist (rendered for the node, pointed at its subnet file and IPAM dir), plugin dirs. */
 export async function podNode(lab: Lab, index: number): Promise<PodNode> {
   const node = lab.layout.node(index);
   const base = await readConflist(join(node.dir, "10-trellis.conflist")).catch(() => readConflist(join(REPO_ROOT, "deploy/cni/10-trellis.conflist")));
@@ -24,7 +24,8 @@ export async function podNode(lab: Lab, index: number): Promise<PodNode> {
     subnetFile,
     dataDir,
     cacheDir: join(node.dir, "cni-cache"),
-    binDirs: [join(REPO_ROOT, "cni-plugin/bin"), "/usr/lib/cni"],
+    // The plugin as scripts/install put it in /opt/cni/bin (under the lab's root), then the reference plugins (portmap).
+    binDirs: [lab.layout.cniBinDir, "/usr/lib/cni"],
     conflist: nodeConflist(base, { subnetFile, dataDir }),
   };
 }

@@ -4,7 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { AGENT_BIN } from "../../test/support/paths.js";
+import { REPO_ROOT } from "../../test/support/paths.js";
 import { EtcdServer } from "./etcd.js";
 import { commandLine, run, runStatus, startDetached, stopPid } from "./exec.js";
 import { LabLayout, OUTSIDE_IP, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";
@@ -73,6 +73,9 @@ export class Lab {
       createdAt: new Date().toISOString(),
     };
     await this.save();
+    this.progress(`install: scripts/install --root ${this.layout.installRoot} (the agent, the CNI plugin and its conflist, as on a node)`);
+    await mkdir(this.layout.installRoot, { recursive: true });
+    await run(join(REPO_ROOT, "scripts/install"), ["--root", this.layout.installRoot], { timeoutMs: 60_000 });
     this.progress(`underlay: namespace ${this.layout.underlayNs}, bridge br0, ${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}`);
     await this.createUnderlay();
     this.progress(`etcd: starting ${this.current.etcdEndpoints.length} member(s) in ${this.layout.underlayNs} at ${this.current.etcdEndpoints.join(", ")}`);
@@ -142,7 +145,7 @@ export class Lab {
 
   /** Runs trellis-agent with the given arguments inside a namespace (the underlay's by default). */
   agentCli(args: readonly string[], ns = this.layout.underlayNs, env: Record<string, string> = {}): ReturnType<typeof runStatus> {
-    return runStatus("ip", ["netns", "exec", ns, AGENT_BIN, ...args], {
+    return runStatus("ip", ["netns", "exec", ns, this.layout.agentBin, ...args], {
       env: { ...process.env, TRELLIS_ETCD_ENDPOINTS: this.current.etcdEndpoints.join(","), ...env },
       timeoutMs: 30_000,
     });
@@ -162,6 +165,7 @@ export class Lab {
       iface: "eth0",
       subnetFile: join(node.dir, "subnet.env"),
       cniDataDir: join(node.dir, "cni-ipam"),
+      agentBin: this.layout.agentBin,
       extra: { TRELLIS_LOG_FORMAT: "text", ...(leaseTtl === undefined ? {} : { TRELLIS_SUBNET_LEASE_TTL: leaseTtl }), ...this.extraEnv },
     };
   }
@@ -209,7 +213,7 @@ export class Lab {
     entry.logOffset = await stat(log).then((s) => s.size, () => 0);
     const pid = startDetached(
       "ip",
-      ["netns", "exec", node.ns, AGENT_BIN, "run"],
+      ["netns", "exec", node.ns, this.layout.agentBin, "run"],
       log,
       { ...process.env, ...(await readAgentEnv(node)) },
     );

@@ -40,6 +40,19 @@ export class LabLayout {
     return `${this.stateDir}/state.json`;
   }
 
+  /** Where `scripts/install --root` puts trellis for this lab: the agent and plugin run from there, as on a node. */
+  get installRoot(): string {
+    return `${this.stateDir}/root`;
+  }
+
+  get agentBin(): string {
+    return `${this.installRoot}/usr/local/bin/trellis-agent`;
+  }
+
+  get cniBinDir(): string {
+    return `${this.installRoot}/opt/cni/bin`;
+  }
+
   /** Member m (0-based) of the lab's etcd: all in the underlay namespace, ports 2379/2380 + 10·m. */
   etcdMember(member: number): { name: string; host: string; clientPort: number; peerPort: number; netns: string } {
     return { name: `etcd${member + 1}`, host: UNDERLAY_GATEWAY, clientPort: ETCD_CLIENT_PORT + member * 10, peerPort: ETCD_PEER_PORT + member * 10, netns: this.underlayNs };

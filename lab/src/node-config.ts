@@ -11,6 +11,8 @@ export interface NodeSettings {
   readonly iface: string;
   readonly subnetFile: string;
   readonly cniDataDir: string;
+  /** The agent executable the unit starts. */
+  readonly agentBin: string;
   /** Further TRELLIS_* settings (lease TTL, intervals, log format). */
   readonly extra: Readonly<Record<string, string>>;
 }
@@ -22,7 +24,7 @@ export async function renderNodeConfig(node: NodeLayout, settings: NodeSettings)
     "--iface", settings.iface,
     "--subnet-file", settings.subnetFile,
     "--cni-data-dir", settings.cniDataDir,
-    "--agent-bin", join(REPO_ROOT, "agent/bin/agent"),
+    "--agent-bin", settings.agentBin,
     ...Object.entries(settings.extra).flatMap(([key, value]) => ["--set", `${key}=${value}`]),
   ];
   await run(join(REPO_ROOT, "deploy/render-node-config"), args);

@@ -7,7 +7,7 @@ import { flag, addNodeOptions, type NodeFlags } from "../options.js";
 export function registerCleanup(program: Command): void {
   addNodeOptions(program.command("cleanup").description("remove everything the agent created on this node (routes, vxlan device, masquerade rules, subnet file)"))
     .addOption(flag("--vxlan-device <name>", "the VXLAN device to remove (default: every vxlan device named flannel.<N>)"))
-    .addHelpText("after", "\nStop the agent first (it would put everything back). The lease in etcd stays: `trellis-agent leave` releases it.\n\nExamples:\n  systemctl stop trellis-agent && trellis-agent cleanup\n  trellis-agent cleanup --subnet-file /run/flannel/subnet.env")
+    .addHelpText("after", "\nStop the agent first (it would put everything back). The lease in etcd stays: `trellis-agent leave` releases it.\n\nExamples:\n  trellis-agent cleanup --subnet-file /run/flannel/subnet.env\n  systemctl stop trellis-agent && trellis-agent cleanup")
     .action(async (flags: NodeFlags & { vxlanDevice?: string }) => {
       const [{ openKernel }, { cleanupNode }, { installedFirewalls }] = await Promise.all([
         import("../../../../lib/src/netlink/rtnetlink-kernel.js"),

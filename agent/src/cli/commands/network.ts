@@ -23,7 +23,10 @@ function numeric(text: string | undefined): number | string | undefined {
 }
 
 export function registerNetwork(program: Command): void {
-  const network = program.command("network").description("show or write the network config in etcd");
+  const network = program
+    .command("network")
+    .description("show or write the network config in etcd")
+    .addHelpText("after", "\nExamples:\n  trellis-agent network set --network 172.30.0.0/16\n  trellis-agent network show");
 
   addEtcdOptions(
     network
@@ -54,6 +57,7 @@ export function registerNetwork(program: Command): void {
 
   addEtcdOptions(network.command("show").description("print the network config with its defaults filled in"))
     .option("--raw", "print the stored text as is, without validating it")
+    .addHelpText("after", "\nExamples:\n  trellis-agent network show\n  trellis-agent network show --raw --etcd-prefix /coreos.com/network")
     .action(async (flags: EtcdFlags & { raw?: boolean }) => {
       const text = await withRegistry(flags, async ({ registry, prefix }) => {
         if (flags.raw === true) return (await registry.getNetworkConfig()) ?? "";
