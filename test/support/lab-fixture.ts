@@ -17,7 +17,16 @@ export function useLab(options: UpOptions): { readonly lab: Lab } {
     const prefix = `e${process.pid.toString(36).slice(-4)}${counter}`;
     lab = new Lab(new LabLayout(prefix, await mkdtemp(join(tmpdir(), `trellis-lab-${prefix}-`))));
     process.once("exit", onExit);
-    await lab.up(options);
+    try {
+      await lab.up(options);
+    } catch (error) {
+      // The lab is removed in after(): show what the agents said first.
+      for (const node of lab.current.nodes) {
+        const log = await lab.agentLog(node.index).catch(() => "(no log)");
+        process.stderr.write(`--- agent log of n${node.index} (last lines)\n${log.split("\n").slice(-25).join("\n")}\n`);
+      }
+      throw error;
+    }
   });
   after(async function () {
     this.timeout(60_000);
