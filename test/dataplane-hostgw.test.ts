@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { runStatus } from "../lab/src/exec.js";
 import { pingMatrix } from "../lab/src/ping.js";
-import { AGENT_BIN } from "./support/paths.js";
+import { AGENT_BIN } from "../lab/src/paths.js";
 import { fdb, ourRoutes, timeUntil } from "./support/kernel-probe.js";
 import { useLab } from "./support/lab-fixture.js";
 

@@ -5,7 +5,7 @@ import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } fr
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { run, runStatus } from "../lab/src/exec.js";
-import { REPO_ROOT } from "./support/paths.js";
+import { REPO_ROOT } from "../lab/src/paths.js";
 
 const INSTALL = resolve(REPO_ROOT, "scripts/install");
 const UNINSTALL = resolve(REPO_ROOT, "scripts/uninstall");

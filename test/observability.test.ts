@@ -6,7 +6,7 @@ import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { runStatus, start } from "../lab/src/exec.js";
 import { httpGetIn } from "../lab/src/http-get.js";
-import { AGENT_BIN } from "./support/paths.js";
+import { AGENT_BIN } from "../lab/src/paths.js";
 import { timeUntil } from "./support/kernel-probe.js";
 import { useLab } from "./support/lab-fixture.js";
 

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runStatus } from "../lab/src/exec.js";
-import { AGENT_BIN, REPO_ROOT } from "./support/paths.js";
+import { AGENT_BIN, REPO_ROOT } from "../lab/src/paths.js";
 
 const RENDER = resolve(REPO_ROOT, "deploy/render-node-config");
 const TEMPLATE = resolve(REPO_ROOT, "deploy/systemd/trellis-agent.service");

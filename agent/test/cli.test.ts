@@ -1,7 +1,7 @@
 // The real trellis-agent executable, invoked as a user would, against a real etcd.
 import assert from "node:assert/strict";
 import { runStatus } from "../../lab/src/exec.js";
-import { AGENT_BIN } from "../../test/support/paths.js";
+import { AGENT_BIN } from "../../lab/src/paths.js";
 import { freshPrefix, useEtcd } from "./support/etcd-fixture.js";
 
 interface Result { code: number; stdout: string; stderr: string }

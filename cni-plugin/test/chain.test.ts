@@ -8,7 +8,7 @@ import { CniPluginError, CniRuntime, type ConfList } from "../../lab/src/cni-run
 import { run, start } from "../../lab/src/exec.js";
 import { inNetns, ipIn, uniqueName } from "../../lab/src/netns.js";
 import { createPod, deletePod, listPods, nodeConflist, readConflist, type PodNode } from "../../lab/src/pods.js";
-import { REPO_ROOT } from "../../test/support/paths.js";
+import { REPO_ROOT } from "../../lab/src/paths.js";
 import { usePluginFixture } from "./support/plugin-fixture.js";
 
 const HOST_PORT = 18080;

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { readdir } from "node:fs/promises";
 import { ipIn } from "../../lab/src/netns.js";
-import { CNI_BIN } from "../../test/support/paths.js";
+import { CNI_BIN } from "../../lab/src/paths.js";
 import { usePluginFixture } from "./support/plugin-fixture.js";
 
 const PODS = 50;

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { run, runStatus } from "../../lab/src/exec.js";
-import { REPO_ROOT } from "../../test/support/paths.js";
+import { REPO_ROOT } from "../../lab/src/paths.js";
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });

@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runStatus } from "../../lab/src/exec.js";
-import { CNI_BIN, REPO_ROOT } from "../../test/support/paths.js";
+import { CNI_BIN, REPO_ROOT } from "../../lab/src/paths.js";
 
 describe("cni plugin: start-up", () => {
   let dir = "";

@@ -2,7 +2,7 @@
 // runtime, as kubelet's runtime would; two of them run an HTTP server that a pod on another node fetches from.
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { REPO_ROOT } from "../../test/support/paths.js";
+import { REPO_ROOT } from "./paths.js";
 import { commandLine, startDetached, stopPid } from "./exec.js";
 import { httpGetIn } from "./http-get.js";
 import type { Lab } from "./lab.js";

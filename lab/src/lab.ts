@@ -4,7 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { REPO_ROOT } from "../../test/support/paths.js";
+import { REPO_ROOT } from "./paths.js";
 import { EtcdServer } from "./etcd.js";
 import { commandLine, run, runStatus, startDetached, stopPid } from "./exec.js";
 import { LabLayout, OUTSIDE_IP, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";

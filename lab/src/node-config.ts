@@ -2,7 +2,7 @@
 // scripts/install) use — so the lab runs exactly what a real node installs: agent.env, the conflist, the unit.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { REPO_ROOT } from "../../test/support/paths.js";
+import { REPO_ROOT } from "./paths.js";
 import { run } from "./exec.js";
 import type { NodeLayout } from "./layout.js";
 

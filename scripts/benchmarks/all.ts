@@ -5,7 +5,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { REPO_ROOT } from "../../test/support/paths.js";
+import { REPO_ROOT } from "../../lab/src/paths.js";
 
 export const BENCHMARKS = {
   leases: "Lease acquisition under contention",

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NamespaceSet } from "../../lab/src/netns.js";
-import { CNI_BIN } from "../../test/support/paths.js";
+import { CNI_BIN } from "../../lab/src/paths.js";
 
 interface Setup {
   dir: string;

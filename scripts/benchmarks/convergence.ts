@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Lab } from "../../lab/src/lab.js";
 import { LabLayout } from "../../lab/src/layout.js";
 import { run, runStatus, start } from "../../lab/src/exec.js";
-import { REPO_ROOT } from "../../test/support/paths.js";
+import { REPO_ROOT } from "../../lab/src/paths.js";
 import { ms, percentile, ratio, table } from "./stats.js";
 
 const NODES = Number(process.env.BENCH_NODES ?? 10);

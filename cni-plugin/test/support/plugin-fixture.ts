@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runStatus } from "../../../lab/src/exec.js";
 import { ipIn, NamespaceSet } from "../../../lab/src/netns.js";
-import { CNI_BIN } from "../../../test/support/paths.js";
+import { CNI_BIN } from "../../../lab/src/paths.js";
 
 export const SUBNET_ENV = "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
 

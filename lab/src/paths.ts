@@ -1,4 +1,4 @@
-// Paths of the built executables, from dist/<anything>/ back to the repo root.
+// Paths of the repository and its executables, from dist/lab/src back to the repo root.
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 
