@@ -1,10 +1,10 @@
 // Addresses, routes, neighbours and FDB entries through the real adapter, checked against `ip -j` / `bridge -j`.
 import assert from "node:assert/strict";
-import { NamespaceSet, ipIn } from "../../../lab/src/netns.js";
+import { NamespaceSet } from "../../../lab/src/netns.js";
 import { run } from "../../../lab/src/exec.js";
 import { isTrellisError } from "../../src/errors.js";
 import type { Kernel, LinkInfo, RouteSpec } from "../../src/netlink/kernel.js";
-import { openKernel } from "../../src/netlink/rtnetlink-kernel.js";
+import { namespaceWithVxlan } from "./fixture.js";
 
 const OURS = 0x91;
 
@@ -20,13 +20,7 @@ describe("netlink adapter: addresses, routes, neighbours, fdb", () => {
   let vxlan: LinkInfo;
 
   before(async () => {
-    ns = await namespaces.add();
-    kernel = openKernel({ netns: ns });
-    await ipIn(ns, "link", "add", "ul0", "type", "veth", "peer", "name", "ul1");
-    const underlay = await kernel.getLink("ul0");
-    assert.ok(underlay);
-    vxlan = await kernel.createVxlan({ name: "flannel.1", vni: 1, port: 8472, local: "10.99.0.1", underlayIndex: underlay.index });
-    await kernel.setLink(vxlan.index, { up: true });
+    ({ ns, kernel, vxlan } = await namespaceWithVxlan(namespaces));
   });
 
   after(async () => {

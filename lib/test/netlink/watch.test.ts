@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { run } from "../../../lab/src/exec.js";
 import { ipIn, NamespaceSet } from "../../../lab/src/netns.js";
 import type { Kernel, KernelEvent, LinkInfo, Subscription } from "../../src/netlink/kernel.js";
-import { openKernel } from "../../src/netlink/rtnetlink-kernel.js";
+import { namespaceWithVxlan } from "./fixture.js";
 
 const OURS = 0x91;
 const PEER_MAC = "0a:58:0a:f4:02:00";
@@ -52,14 +52,8 @@ describe("netlink adapter: change events", () => {
   const log = new EventLog();
 
   before(async () => {
-    ns = await namespaces.add();
+    ({ ns, kernel, vxlan } = await namespaceWithVxlan(namespaces));
     otherNs = await namespaces.add();
-    kernel = openKernel({ netns: ns });
-    await ipIn(ns, "link", "add", "ul0", "type", "veth", "peer", "name", "ul1");
-    const underlay = await kernel.getLink("ul0");
-    assert.ok(underlay);
-    vxlan = await kernel.createVxlan({ name: "flannel.1", vni: 1, port: 8472, local: "10.99.0.1", underlayIndex: underlay.index });
-    await kernel.setLink(vxlan.index, { up: true });
     await kernel.addAddress({ index: vxlan.index, address: "10.244.1.0", prefixLen: 32 });
     subscriptions.push(kernel.watch(log.push));
   });
