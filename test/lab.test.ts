@@ -2,8 +2,10 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { listNamespaces } from "../lab/src/netns.js";
-import { commandLine } from "../lab/src/exec.js";
+import { listNamespaces, ipIn } from "../lab/src/netns.js";
+import { commandLine, run } from "../lab/src/exec.js";
+import { UNDERLAY_BRIDGE_MAC, UNDERLAY_GATEWAY } from "../lab/src/layout.js";
+import { ping } from "../lab/src/ping.js";
 import { useLab } from "./support/lab-fixture.js";
 
 interface StatusJson { leases: { subnet: string; publicIp: string; self: boolean; vtepMac: string | null; reserved: boolean }[] }
@@ -70,6 +72,24 @@ describe("lab (3 nodes, vxlan)", function () {
     assert.ok(rows.some((r) => r.publicIp === node.ip));
     const log = await readFile(join(fixture.lab.layout.node(1).dir, "agent.log"), "utf8");
     assert.match(log, new RegExp(`peer added .*publicIp=${node.ip.replace(/\./g, "\\.")}`));
+  });
+
+  it("keeps the underlay bridge's MAC when a port with a lower MAC joins, so no node loses etcd", async () => {
+    // An unpinned bridge would take this port's MAC, and every node that cached the old one in ARP would be cut off.
+    const ul = fixture.lab.layout.underlayNs;
+    await ipIn(ul, "link", "add", "lowmac0", "address", "02:00:00:00:00:01", "type", "veth", "peer", "name", "lowmac1");
+    try {
+      await ipIn(ul, "link", "set", "lowmac0", "master", "br0", "up");
+      const { stdout } = await run("ip", ["-n", ul, "-j", "link", "show", "br0"]);
+      assert.equal((JSON.parse(stdout) as { address: string }[])[0]?.address, UNDERLAY_BRIDGE_MAC);
+      for (const { index } of fixture.lab.current.nodes) {
+        const node = fixture.lab.layout.node(index);
+        const result = await ping({ name: node.name, ns: node.ns, ip: node.ip }, { name: "etcd", ns: ul, ip: UNDERLAY_GATEWAY }, 1);
+        assert.ok(result.ok, `${node.name} cannot reach the underlay gateway (etcd) after a port joined the bridge`);
+      }
+    } finally {
+      await ipIn(ul, "link", "del", "lowmac0");
+    }
   });
 
   it("down removes every namespace and process of the lab", async () => {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { REPO_ROOT } from "./paths.js";
 import { EtcdServer } from "./etcd.js";
 import { commandLine, run, runStatus, startDetached, stopPid } from "./exec.js";
-import { LabLayout, OUTSIDE_IP, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";
+import { LabLayout, OUTSIDE_IP, UNDERLAY_BRIDGE_MAC, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";
 import { addNamespace, deleteNamespace, ipIn, listNamespaces } from "./netns.js";
 import { waitFor } from "./ports.js";
 import { addPods } from "./lab-pods.js";
@@ -96,7 +96,7 @@ export class Lab {
   private async createUnderlay(): Promise<void> {
     const ns = this.layout.underlayNs;
     await addNamespace(ns);
-    await ipIn(ns, "link", "add", "br0", "type", "bridge");
+    await ipIn(ns, "link", "add", "br0", "address", UNDERLAY_BRIDGE_MAC, "type", "bridge");
     await ipIn(ns, "addr", "add", `${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}`, "dev", "br0");
     await ipIn(ns, "link", "set", "br0", "up");
     // The "outside": an address beyond the pod network that pods reach only when masqueraded.

@@ -7,6 +7,12 @@ export const UNDERLAY_NET = "10.42.0";
 export const UNDERLAY_GATEWAY = `${UNDERLAY_NET}.1`;
 /** An address outside the pod network, inside the lab: masquerade tests reach it. */
 export const OUTSIDE_IP = "10.99.0.1";
+/**
+ * The underlay bridge's own MAC, fixed. A Linux bridge without an address set takes the lowest MAC of its ports, so
+ * every node that joins may change it; nodes that already cached the old one in ARP then send frames the bridge
+ * drops as not its own, and lose etcd for up to the ARP reachable time (~30 s). The CNI plugin pins cni0 likewise.
+ */
+export const UNDERLAY_BRIDGE_MAC = "02:42:0a:2a:00:01";
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
 export const MAX_NODES = 200;

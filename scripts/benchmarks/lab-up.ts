@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EtcdServer } from "../../lab/src/etcd.js";
 import { run } from "../../lab/src/exec.js";
+import { UNDERLAY_BRIDGE_MAC } from "../../lab/src/layout.js";
 import { NamespaceSet, ipIn } from "../../lab/src/netns.js";
 import { withLab } from "./bench-lab.js";
 import { ratio, table } from "./stats.js";
@@ -15,7 +16,7 @@ async function bareTopology(nodes: number): Promise<number> {
   let etcd: EtcdServer | undefined;
   try {
     const hub = await namespaces.add();
-    await ipIn(hub, "link", "add", "br0", "type", "bridge");
+    await ipIn(hub, "link", "add", "br0", "address", UNDERLAY_BRIDGE_MAC, "type", "bridge");
     await ipIn(hub, "addr", "add", "10.44.0.1/24", "dev", "br0");
     await ipIn(hub, "link", "set", "br0", "up");
     etcd = await EtcdServer.start({ host: "10.44.0.1", netns: hub, clientPort: 2379, peerPort: 2380, dataDir: await mkdtemp(join(tmpdir(), "trellis-bench-bare-")) });
