@@ -39,7 +39,7 @@ describe("dataplane: host-gw (2 nodes)", function () {
     });
 
     async function agentRun(args: string[], wrap: string[] = []): Promise<{ code: number; stderr: string }> {
-      const env = { ...process.env, TRELLIS_ETCD_ENDPOINTS: fixture.lab.current.etcdEndpoints.join(","), TRELLIS_SUBNET_FILE: `/tmp/trellis-test-${process.pid}.env`, TRELLIS_LOG_FORMAT: "text" };
+      const env = { ...process.env, TRELLIS_ETCD_ENDPOINTS: fixture.lab.current.etcdEndpoints.join(","), TRELLIS_SUBNET_FILE: `/tmp/trellis-test-${process.pid}.env`, TRELLIS_CNI_SOCKET: "", TRELLIS_LOG_FORMAT: "text" };
       return runStatus("ip", ["netns", "exec", bare, ...wrap, AGENT_BIN, "run", ...args], { env, timeoutMs: 20_000 });
     }
 

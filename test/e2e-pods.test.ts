@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { run, start, startDetached, stopPid } from "../lab/src/exec.js";
 import { httpGetIn } from "../lab/src/http-get.js";
-import { fetchFromPod, podEndpoints, startPodServer } from "../lab/src/lab-pods.js";
+import { addPods, fetchFromPod, podEndpoints, removePod, startPodServer } from "../lab/src/lab-pods.js";
 import { OUTSIDE_IP } from "../lab/src/layout.js";
 import type { UpOptions } from "../lab/src/lab.js";
 import { ping, pingMatrix } from "../lab/src/ping.js";
@@ -61,6 +61,28 @@ for (const [name, options] of cases) {
       } finally {
         await stopPid(pid, /pod-server/, 2000);
       }
+    });
+
+    it("each node's agent wires its pods for the plugin's shim; with the agent stopped the plugin works standalone", async () => {
+      const lab = fixture.lab;
+      const node = lab.layout.node(1);
+      // The CNI service's histogram counts, per command and exit code, what it did for the shim.
+      const served = async (command: string): Promise<number> => {
+        const { body } = await httpGetIn(node.ns, "http://127.0.0.1:9808/metrics", 2000);
+        return Number(new RegExp(`^trellis_cni_request_seconds_count\\{command="${command}",exit_code="0"\\} (\\d+)$`, "m").exec(body)?.[1] ?? 0);
+      };
+      assert.equal(await served("ADD"), lab.current.pods.filter((p) => p.node === 1).length, "the lab's pods on n1 were added by its agent");
+      await lab.killAgent(1, "SIGKILL");
+      const [standalone] = await addPods(lab, 1, 1);
+      assert.ok(standalone !== undefined);
+      await lab.startAgent(1);
+      await lab.waitReady(1);
+      assert.equal(await served("ADD"), 0, "a fresh agent has served nothing yet");
+      const peer = lab.current.pods.find((p) => p.node !== 1);
+      assert.ok(peer !== undefined);
+      assert.ok((await ping({ name: standalone.name, ns: standalone.name, ip: standalone.ip }, { name: peer.name, ns: peer.name, ip: peer.ip })).ok);
+      await removePod(lab, standalone.name);
+      assert.equal(await served("DEL"), 1, "the restarted agent served the DEL");
     });
 
     it("an agent killed with SIGKILL and restarted loses no pod-to-pod ping and keeps subnet and VTEP MAC", async () => {

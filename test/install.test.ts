@@ -166,7 +166,7 @@ describe("npm package", function () {
     const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"]);
     const [pack] = JSON.parse(stdout) as [{ files: PackFile[] }];
     const files = new Map(pack.files.map((f) => [f.path, f.mode]));
-    for (const executable of ["agent/bin/agent", "cni-plugin/bin/trellis", "scripts/install", "scripts/uninstall", "deploy/render-node-config"]) {
+    for (const executable of ["agent/bin/agent", "cni-plugin/bin/trellis", "dist/cni-plugin/trellis-shim", "scripts/install", "scripts/uninstall", "deploy/render-node-config"]) {
       assert.equal((files.get(executable) ?? 0) & 0o111, 0o111, `${executable} is packed and executable`);
     }
     for (const path of ["dist/cni-plugin/src/launcher.cjs", "dist/cni-plugin/trellis.cjs", "deploy/cni/10-trellis.conflist", "deploy/systemd/trellis-agent.service"]) {

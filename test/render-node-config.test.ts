@@ -37,7 +37,7 @@ describe("deploy/render-node-config", function () {
     const out = outDir();
     const result = await render([
       "--out", out, ...REQUIRED, "--public-ip", "10.42.0.11", "--subnet-file", "/run/lab/n1/subnet.env",
-      "--cni-data-dir", "/var/lib/lab/n1/cni", "--agent-bin", "/opt/trellis/bin/trellis-agent",
+      "--cni-data-dir", "/var/lib/lab/n1/cni", "--cni-socket", "/run/lab/n1/cni.sock", "--agent-bin", "/opt/trellis/bin/trellis-agent",
       "--set", "TRELLIS_LOG_FORMAT=text", "--set", "TRELLIS_RESYNC_INTERVAL=1s", "--set", "TRELLIS_ETCD_PASSWORD=p w\"$x",
     ]);
     assert.equal(result.code, 0, result.stderr);
@@ -49,6 +49,7 @@ describe("deploy/render-node-config", function () {
       "TRELLIS_IFACE=eth0",
       "TRELLIS_PUBLIC_IP=10.42.0.11",
       "TRELLIS_SUBNET_FILE=/run/lab/n1/subnet.env",
+      "TRELLIS_CNI_SOCKET=/run/lab/n1/cni.sock",
       "TRELLIS_LOG_FORMAT=text",
       "TRELLIS_RESYNC_INTERVAL=1s",
       'TRELLIS_ETCD_PASSWORD="p w\\"\\$x"',
@@ -56,7 +57,7 @@ describe("deploy/render-node-config", function () {
     assert.equal((await stat(join(out, "agent.env"))).mode & 0o777, 0o600, "agent.env may hold a password");
 
     const expected = JSON.parse(await readFile(CONFLIST, "utf8")) as ConfList;
-    expected.plugins[0] = { ...expected.plugins[0], subnetFile: "/run/lab/n1/subnet.env", dataDir: "/var/lib/lab/n1/cni" };
+    expected.plugins[0] = { ...expected.plugins[0], subnetFile: "/run/lab/n1/subnet.env", agentSocket: "/run/lab/n1/cni.sock", dataDir: "/var/lib/lab/n1/cni" };
     assert.deepEqual(JSON.parse(await readFile(join(out, "10-trellis.conflist"), "utf8")), expected);
 
     const unit = await readFile(join(out, "trellis-agent.service"), "utf8");
@@ -74,10 +75,11 @@ describe("deploy/render-node-config", function () {
       "TRELLIS_ETCD_ENDPOINTS=http://10.42.0.1:2379",
       "TRELLIS_IFACE=eth0",
       "TRELLIS_SUBNET_FILE=/run/flannel/subnet.env",
+      "TRELLIS_CNI_SOCKET=/run/trellis/cni.sock",
       "TRELLIS_LOG_FORMAT=json",
     ]);
     const conflist = JSON.parse(await readFile(join(out, "10-trellis.conflist"), "utf8")) as ConfList;
-    assert.deepEqual(conflist, JSON.parse(await readFile(CONFLIST, "utf8")), "the default subnetFile, no dataDir");
+    assert.deepEqual(conflist, JSON.parse(await readFile(CONFLIST, "utf8")), "the default subnetFile and agentSocket, no dataDir");
     assert.match(await readFile(join(out, "trellis-agent.service"), "utf8"), /^ExecStart=\/usr\/local\/bin\/trellis-agent run$/m);
 
     const before = await Promise.all(["agent.env", "10-trellis.conflist", "trellis-agent.service"].map((f) => readFile(join(out, f), "utf8")));
@@ -121,6 +123,7 @@ describe("deploy/render-node-config", function () {
     ["a flag given twice", ["--iface", "eth1"], /--iface given twice/],
     ["a public IP that is not IPv4", ["--public-ip", "10.0.0.256"], /--public-ip "10\.0\.0\.256": not an IPv4 address/],
     ["a relative subnet file", ["--subnet-file", "subnet.env"], /--subnet-file "subnet\.env": must be an absolute path/],
+    ["a CNI socket path the shim cannot use", ["--cni-socket", `/run/${"s".repeat(110)}`], /--cni-socket "\/run\/s+": must be at most 107 bytes/],
     ["an agent binary ExecStart= cannot take", ["--agent-bin", "/opt/my agent"], /--agent-bin "\/opt\/my agent"/],
     ["an unknown argument", ["--bogus"], /unknown argument "--bogus"/],
   ];
@@ -154,7 +157,7 @@ describe("deploy/render-node-config", function () {
   it("prints its usage with --help", async () => {
     const result = await render(["--help"]);
     assert.equal(result.code, 0);
-    for (const flag of ["--out", "--etcd-endpoints", "--iface", "--public-ip", "--subnet-file", "--cni-data-dir", "--agent-bin", "--set"]) {
+    for (const flag of ["--out", "--etcd-endpoints", "--iface", "--public-ip", "--subnet-file", "--cni-data-dir", "--cni-socket", "--agent-bin", "--set"]) {
       assert.ok(result.stdout.includes(flag), `--help mentions ${flag}`);
     }
   });

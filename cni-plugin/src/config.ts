@@ -17,6 +17,11 @@ export interface PluginConfig {
   dataDir: string;
   /** @default "cni0" */
   bridge: string;
+  /**
+   * @default "/run/trellis/cni.sock" — the agent's CNI service, used by the plugin's native shim (decision 0011);
+   * "" runs the plugin standalone always. Read by the shim; validated here so that a bad value is reported.
+   */
+  agentSocket: string;
   /** Overrides FLANNEL_MTU for the bridge and both veth ends. */
   mtu?: number;
   /** @default true — a pod can reach itself through a Service that lands on it. */
@@ -33,6 +38,7 @@ export interface PluginConfig {
 
 export const DEFAULT_SUBNET_FILE = "/run/flannel/subnet.env";
 export const DEFAULT_DATA_ROOT = "/var/lib/cni/networks";
+export const DEFAULT_AGENT_SOCKET = "/run/trellis/cni.sock";
 const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 /** stdin beyond this is refused before parsing (a GC list of 10,000 attachments is ~1 MiB). */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -94,6 +100,10 @@ export function parseConfig(raw: Record<string, unknown>): PluginConfig {
     subnetFile: stringField(raw, "subnetFile", isAbsolutePath, "an absolute path without '..'") ?? DEFAULT_SUBNET_FILE,
     dataDir: stringField(raw, "dataDir", isAbsolutePath, "an absolute path without '..'") ?? `${DEFAULT_DATA_ROOT}/${name}`,
     bridge: stringField(raw, "bridge", isValidIfname, "an interface name of 1-15 bytes without '/', ':' or whitespace") ?? "cni0",
+    // The shim reads it without a JSON decoder: no escapes; sockaddr_un holds 107 bytes and a NUL.
+    agentSocket:
+      stringField(raw, "agentSocket", (v) => v === "" || (isAbsolutePath(v) && Buffer.byteLength(v) <= 107 && !/["\\\n]/.test(v)), 'an absolute path of at most 107 bytes without quotes, backslashes or newlines, or "" (standalone)') ??
+      DEFAULT_AGENT_SOCKET,
     hairpinMode: booleanField(raw, "hairpinMode", true),
     isDefaultGateway: booleanField(raw, "isDefaultGateway", true),
     dns: parseDns(raw.dns),

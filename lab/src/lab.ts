@@ -165,14 +165,20 @@ export class Lab {
       iface: "eth0",
       subnetFile: join(node.dir, "subnet.env"),
       cniDataDir: join(node.dir, "cni-ipam"),
+      cniSocket: join(node.dir, "cni.sock"),
       agentBin: this.layout.agentBin,
       extra: { TRELLIS_LOG_FORMAT: "text", ...(leaseTtl === undefined ? {} : { TRELLIS_SUBNET_LEASE_TTL: leaseTtl }), ...this.extraEnv },
     };
   }
 
-  /** The variables a CLI command on a node needs (etcd, subnet file): what its agent.env says. */
+  /** The variables a CLI command on a node needs (etcd, subnet file, CNI socket): what its agent.env says. */
   agentEnv(node: NodeLayout): Record<string, string> {
-    return { TRELLIS_ETCD_ENDPOINTS: this.current.etcdEndpoints.join(","), TRELLIS_SUBNET_FILE: join(node.dir, "subnet.env"), TRELLIS_LOG_FORMAT: "text" };
+    return {
+      TRELLIS_ETCD_ENDPOINTS: this.current.etcdEndpoints.join(","),
+      TRELLIS_SUBNET_FILE: join(node.dir, "subnet.env"),
+      TRELLIS_CNI_SOCKET: join(node.dir, "cni.sock"),
+      TRELLIS_LOG_FORMAT: "text",
+    };
   }
 
   /** Creates node namespace `index` (the next free one by default), wires it to the underlay and starts its agent. */

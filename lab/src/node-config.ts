@@ -11,6 +11,8 @@ export interface NodeSettings {
   readonly iface: string;
   readonly subnetFile: string;
   readonly cniDataDir: string;
+  /** The agent's CNI service: nodes share the filesystem, so each its own (conflist and agent.env agree). */
+  readonly cniSocket: string;
   /** The agent executable the unit starts. */
   readonly agentBin: string;
   /** Further TRELLIS_* settings (lease TTL, intervals, log format). */
@@ -24,6 +26,7 @@ export async function renderNodeConfig(node: NodeLayout, settings: NodeSettings)
     "--iface", settings.iface,
     "--subnet-file", settings.subnetFile,
     "--cni-data-dir", settings.cniDataDir,
+    "--cni-socket", settings.cniSocket,
     "--agent-bin", settings.agentBin,
     ...Object.entries(settings.extra).flatMap(([key, value]) => ["--set", `${key}=${value}`]),
   ];

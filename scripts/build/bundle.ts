@@ -120,7 +120,20 @@ function writeCodeCache(program: Program): void {
   if (result.status !== 0) throw new Error(`writing the code cache of ${program.outfile} failed: ${result.stderr || result.stdout}`);
 }
 
+/**
+ * The CNI plugin's native shim (docs/decisions/0011): plain C, built with the compiler npm ci already needs for
+ * syscall-napi's addon (scripts/setup installs it).
+ */
+function buildShim(): void {
+  const source = resolve(DIST, "../cni-plugin/shim/trellis-shim.c");
+  const output = join(DIST, "cni-plugin/trellis-shim");
+  const result = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", output, source], { encoding: "utf8" });
+  if (result.error !== undefined) throw new Error(`building the CNI shim needs a C compiler (cc): ${result.error.message}`);
+  if (result.status !== 0) throw new Error(`building the CNI shim failed:\n${result.stderr}`);
+}
+
 for (const program of PROGRAMS) {
   await bundle(program);
   writeCodeCache(program);
 }
+buildShim();

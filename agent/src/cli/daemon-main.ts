@@ -1,8 +1,11 @@
 // Wiring the daemon for `trellis-agent run`: real adapters (etcd, netlink, firewall, files, clock), logs, metrics
 // and the HTTP endpoint. SIGTERM/SIGINT stop it without touching the datapath.
+import { readFileSync, readlinkSync } from "node:fs";
+import { realDeps as cniDeps } from "../../../cni-plugin/src/real-deps.js";
+import { startCniService, type CniService } from "../../../cni-plugin/src/service/server.js";
 import { systemClock } from "../../../lib/src/clock.js";
 import { processRunner } from "../../../lib/src/command.js";
-import { InvalidArgumentError } from "../../../lib/src/errors.js";
+import { errorMessage, InvalidArgumentError } from "../../../lib/src/errors.js";
 import { parseDuration } from "../../../lib/src/duration.js";
 import { nodeFileStore } from "../../../lib/src/files.js";
 import { isIpv4 } from "../../../lib/src/ipv4.js";
@@ -26,6 +29,42 @@ function parsePort(text: string): number {
   return Number(text);
 }
 
+/** A unix socket path: absolute and short enough for sockaddr_un (108 bytes with the NUL); "" is off. */
+function checkSocketPath(path: string): void {
+  if (path !== "" && (!path.startsWith("/") || Buffer.byteLength(path) > 107 || /[\0\n"\\]/.test(path))) {
+    throw new InvalidArgumentError("--cni-socket", path, 'must be an absolute path of at most 107 bytes without quotes, backslashes or newlines, or "" (off)');
+  }
+}
+
+/** Entering a pod's namespace (setns) needs CAP_SYS_ADMIN; a unit that withholds it gets the plugin standalone. */
+function canEnterNamespaces(): boolean {
+  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+  const CAP_SYS_ADMIN = 21n;
+  return capEff !== undefined && ((BigInt(`0x${capEff}`) >> CAP_SYS_ADMIN) & 1n) === 1n;
+}
+
+/** The plugin's work for its shim, in this process; a failure to listen leaves the plugin standalone, not the node down. */
+async function startCni(path: string, log: ReturnType<typeof createLogger>, metrics: AgentMetrics): Promise<CniService | undefined> {
+  if (path === "") return undefined;
+  if (!canEnterNamespaces()) {
+    log.warn("not serving the CNI plugin's shim: entering pod namespaces needs CAP_SYS_ADMIN; the plugin runs standalone", { socket: path });
+    return undefined;
+  }
+  try {
+    const service = await startCniService({ socketPath: path, deps: cniDeps, netns: readlinkSync("/proc/self/ns/net") });
+    service.events.on((event) => {
+      metrics.observeCni(event);
+      if (event.type === "served") log.debug("cni request served", { command: event.command, exitCode: event.exitCode, ms: Math.round(event.ms) });
+      else log.warn("cni request sent back to the standalone plugin", { reason: event.reason });
+    });
+    log.info("serving the CNI plugin's shim", { socket: path });
+    return service;
+  } catch (error) {
+    log.warn("not serving the CNI plugin's shim; the plugin runs standalone", { socket: path, error: errorMessage(error) });
+    return undefined;
+  }
+}
+
 export async function runDaemon(flags: RunFlags): Promise<void> {
   // Everything that can be wrong with the flags is reported before anything starts.
   const leaseTtlSeconds = parseLeaseTtlSeconds(flags.subnetLeaseTtl);
@@ -36,6 +75,7 @@ export async function runDaemon(flags: RunFlags): Promise<void> {
   if (flags.vxlanDevice !== undefined && !/^[A-Za-z0-9._-]{1,15}$/.test(flags.vxlanDevice)) {
     throw new InvalidArgumentError("--vxlan-device", flags.vxlanDevice, "must be an interface name of 1-15 letters, digits, '.', '_' or '-'");
   }
+  checkSocketPath(flags.cniSocket);
 
   const log = createLogger(flags.logLevel, flags.logFormat);
   const metrics = new AgentMetrics(VERSION);
@@ -50,6 +90,7 @@ export async function runDaemon(flags: RunFlags): Promise<void> {
   const { registry: etcd, prefix } = await openRegistry(flags, "daemon");
   const rawKernel = openKernel();
   let server: RunningServer | undefined;
+  let cni: CniService | undefined;
   try {
     const kernel = instrumentKernel(rawKernel, (op, s, e) => { metrics.observeNetlink(op, s, e); });
     const registry = instrumentRegistry(etcd, (op, s, e) => { metrics.observeEtcd(op, s, e); });
@@ -89,12 +130,15 @@ export async function runDaemon(flags: RunFlags): Promise<void> {
       });
       log.info("serving /healthz, /readyz, /metrics, /status", { url: server.url });
     }
+    // Before the lease, like the HTTP endpoint: until subnet.env exists the plugin answers "try again later".
+    cni = await startCni(flags.cniSocket, log, metrics);
     const started = await agent.start(controller.signal);
     await started.done;
   } catch (error) {
     if (!controller.signal.aborted) throw error;
   } finally {
     await server?.close();
+    await cni?.close();
     etcd.close();
     rawKernel.close();
     await new Promise<void>((resolve) => { log.on("finish", resolve); log.end(); });

@@ -71,6 +71,7 @@ export interface RunFlags extends EtcdFlags, NodeFlags, HealthzFlags {
   iptablesResync: string;
   resyncInterval: string;
   vxlanDevice?: string;
+  cniSocket: string;
   firewallBackend: "auto" | "nftables" | "iptables";
   logLevel: LogLevel;
   logFormat: LogFormat;

@@ -18,6 +18,8 @@ export const DEFAULTS = {
   /** /healthz, /readyz, /metrics, /status: loopback only unless asked. */
   healthzIp: "127.0.0.1",
   healthzPort: "9808",
+  /** The CNI service for the plugin's native shim (docs/decisions/0011); "" turns it off. */
+  cniSocket: "/run/trellis/cni.sock",
   /** Read when it exists; --config names another. */
   configFile: "/etc/trellis/agent.json",
 } as const;

@@ -1,6 +1,7 @@
 // The daemon's Prometheus metrics (prom-client): counters and histograms fed from the typed events and the
 // instrumentation decorators, gauges read from the live components at scrape time.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { CniServiceEvent } from "../../../cni-plugin/src/service/server.js";
 import type { AgentEvent } from "../daemon/agent.js";
 import { errorLabel } from "./instrument.js";
 
@@ -35,6 +36,14 @@ export class AgentMetrics {
   private readonly etcdRequests = new Counter({ name: "trellis_etcd_requests_total", help: "etcd requests, by operation.", labelNames: ["operation"], registers: [this.registry] });
   private readonly watchRestarts = new Counter({ name: "trellis_etcd_watch_restarts_total", help: "Times the peer watch broke and was re-established after a full re-list, by reason.", labelNames: ["reason"], registers: [this.registry] });
   private readonly masqResyncs = new Counter({ name: "trellis_masquerade_resyncs_total", help: "Times the masquerade rules were found removed or changed and re-installed.", registers: [this.registry] });
+  private readonly cniRequests = new Histogram({
+    name: "trellis_cni_request_seconds",
+    help: "CNI operations served for the plugin's shim (docs/decisions/0011), by command and exit code.",
+    labelNames: ["command", "exit_code"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  private readonly cniFallbacks = new Counter({ name: "trellis_cni_fallbacks_total", help: "Requests the CNI service sent back to the standalone plugin (caller in another namespace, malformed request).", registers: [this.registry] });
   private readonly leaseTransitions = new Counter({ name: "trellis_lease_events_total", help: "Lease keeper events: acquired, renewed, lost, race-lost, retrying.", labelNames: ["event"], registers: [this.registry] });
 
   constructor(version: string) {
@@ -73,6 +82,11 @@ export class AgentMetrics {
 
   observeNetlink(operation: string, seconds: number, error: unknown): void {
     this.netlinkLatency.observe({ operation, result: error === undefined ? "ok" : "error" }, seconds);
+  }
+
+  observeCni(event: CniServiceEvent): void {
+    if (event.type === "served") this.cniRequests.observe({ command: event.command, exit_code: String(event.exitCode) }, event.ms / 1000);
+    else this.cniFallbacks.inc();
   }
 
   observeEtcd(operation: string, _seconds: number, error: unknown): void {

@@ -25,6 +25,7 @@ export function registerRun(program: Command): void {
     .addOption(flag("--iptables-resync <duration>", "how often the masquerade rules are checked and re-installed if changed", "5s"))
     .addOption(flag("--resync-interval <duration>", "full dataplane check interval (kernel events repair drift at once)", "10s"))
     .addOption(flag("--vxlan-device <name>", "name of the VXLAN device (default flannel.<VNI>)"))
+    .addOption(flag("--cni-socket <path>", "unix socket where the agent does the CNI plugin's work for it (root only); \"\" turns it off", DEFAULTS.cniSocket))
     .addOption(new Option("--firewall-backend <kind>", "masquerade rules through nftables or iptables").choices(["auto", "nftables", "iptables"]).env(envName("--firewall-backend")).default("auto"))
     .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS).env(envName("--log-level")).default("info"))
     .addOption(

@@ -1,0 +1,14 @@
+// The agent's CNI service on its own, for the CNI benchmark: the module `trellis-agent run` hosts
+// (cni-plugin/src/service/server.ts) with the same real adapters, without etcd and the dataplane, which sit idle
+// on a node in steady state anyway. Run inside the node namespace; prints "ready" once it listens, stops on SIGTERM.
+//   node dist/scripts/benchmarks/cni-service.js <socket path>
+import { readlinkSync } from "node:fs";
+import { realDeps } from "../../cni-plugin/src/real-deps.js";
+import { startCniService } from "../../cni-plugin/src/service/server.js";
+
+const socketPath = process.argv[2];
+if (socketPath === undefined) throw new Error("usage: cni-service.js <socket path>");
+const service = await startCniService({ socketPath, deps: realDeps, netns: readlinkSync("/proc/self/ns/net") });
+service.events.on((event) => { if (process.env.TRELLIS_BENCH_VERBOSE !== undefined) process.stderr.write(`${JSON.stringify(event)}\n`); });
+process.stdout.write("ready\n");
+process.once("SIGTERM", () => { void service.close(); });
