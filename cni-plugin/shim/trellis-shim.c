@@ -65,6 +65,18 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
+/* To the agent: MSG_NOSIGNAL, so an agent that hangs up early means a fallback, not a SIGPIPE death. */
+static int send_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
 /* Runs the standalone plugin with the stdin already read: through a pipe (a writer child when it may not fit). */
 static void fallback(char **argv, const struct buf *in) {
   int p[2];
@@ -138,7 +150,7 @@ int main(int argc, char **argv) {
     if (append(&req, "E ", 2) || append(&req, *e, strlen(*e)) || append(&req, "\n", 1)) fallback(standalone, &in);
   }
   if (append(&req, "\n", 1) || (in.len && append(&req, in.data, in.len))) fallback(standalone, &in);
-  if (write_all(s, req.data, req.len) || shutdown(s, SHUT_WR) || read_all(s, &reply, MAX_STDIN)) fallback(standalone, &in);
+  if (send_all(s, req.data, req.len) || shutdown(s, SHUT_WR) || read_all(s, &reply, MAX_STDIN)) fallback(standalone, &in);
 
   char *nlp = reply.len ? memchr(reply.data, '\n', reply.len) : NULL;
   if (!nlp || (nlp - reply.data == 8 && memcmp(reply.data, "FALLBACK", 8) == 0)) fallback(standalone, &in);

@@ -197,6 +197,20 @@ describe("cni service: agent-resident plugin behind a native shim", () => {
       }
     });
 
+    it("falls back when the service hangs up while the request is still being sent (no SIGPIPE death)", async () => {
+      const path = join(dir, "hangup.sock");
+      const server = createServer((socket) => { socket.destroy(); });
+      await new Promise<void>((resolve) => server.listen(path, resolve));
+      try {
+        const large = stdinFor(path, `,"pad":"${"q".repeat(2_000_000)}"`);
+        const out = await runShim(large, { CNI_COMMAND: "ADD" });
+        assert.equal(out.code, 0);
+        assert.equal(out.stdout, `STANDALONE:${large}`);
+      } finally {
+        await closeServer(server);
+      }
+    });
+
     it("passes a complete reply on unchanged, exit code included", async () => {
       const path = join(dir, "ok.sock");
       const { server } = await rawServer(path, () => formatResponse(3, '{"code":3}'));
