@@ -128,6 +128,8 @@ describe("trellis-agent CLI", function () {
       [["reserve", "172.30.5.7/24", "--public-ip", "10.0.0.1"], {}, /<subnet> "172\.30\.5\.7\/24" is invalid/],
       [["reserve", "172.30.5.0/24", "--public-ip", "10.0.0"], {}, /--public-ip "10\.0\.0" is invalid/],
       [["run", "--subnet-lease-ttl", "forever"], {}, /--subnet-lease-ttl "forever" is invalid: must be a duration/],
+      [["run", "--cni-socket", "run/cni.sock"], {}, /--cni-socket "run\/cni\.sock" is invalid: must be an absolute path of at most 107 bytes/],
+      [["run"], { TRELLIS_CNI_SOCKET: `/run/${"s".repeat(110)}` }, /--cni-socket "\/run\/s+" is invalid/],
     ];
     for (const [args, env, message] of cases) {
       const result = await agent(args, env);
