@@ -1,5 +1,6 @@
 // host-gw and vxlan+DirectRouting end to end, and how the daemon reports bad node settings.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { runStatus } from "../lab/src/exec.js";
 import { pingMatrix } from "../lab/src/ping.js";
 import { AGENT_BIN } from "../lab/src/paths.js";
@@ -39,7 +40,7 @@ describe("dataplane: host-gw (2 nodes)", function () {
     });
 
     async function agentRun(args: string[], wrap: string[] = []): Promise<{ code: number; stderr: string }> {
-      const env = { ...process.env, TRELLIS_ETCD_ENDPOINTS: fixture.lab.current.etcdEndpoints.join(","), TRELLIS_SUBNET_FILE: `/tmp/trellis-test-${process.pid}.env`, TRELLIS_CNI_SOCKET: "", TRELLIS_LOG_FORMAT: "text" };
+      const env = { ...process.env, TRELLIS_ETCD_ENDPOINTS: fixture.lab.current.etcdEndpoints.join(","), TRELLIS_SUBNET_FILE: join(fixture.lab.layout.stateDir, "bare-subnet.env"), TRELLIS_CNI_SOCKET: "", TRELLIS_LOG_FORMAT: "text" };
       return runStatus("ip", ["netns", "exec", bare, ...wrap, AGENT_BIN, "run", ...args], { env, timeoutMs: 20_000 });
     }
 

@@ -1,6 +1,6 @@
 // How long `scripts/lab up` takes for 3 and 10 nodes (2 pods per node), against the bare topology in the same run:
 // the same namespaces, veths and etcd with no agents and no pods — what the lab costs before trellis does anything.
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EtcdServer } from "../../lab/src/etcd.js";
@@ -12,6 +12,7 @@ import { ratio, table } from "./stats.js";
 
 async function bareTopology(nodes: number): Promise<number> {
   const namespaces = new NamespaceSet();
+  const dataDir = await mkdtemp(join(tmpdir(), "trellis-bench-bare-"));
   const started = performance.now();
   let etcd: EtcdServer | undefined;
   try {
@@ -19,7 +20,7 @@ async function bareTopology(nodes: number): Promise<number> {
     await ipIn(hub, "link", "add", "br0", "address", UNDERLAY_BRIDGE_MAC, "type", "bridge");
     await ipIn(hub, "addr", "add", "10.44.0.1/24", "dev", "br0");
     await ipIn(hub, "link", "set", "br0", "up");
-    etcd = await EtcdServer.start({ host: "10.44.0.1", netns: hub, clientPort: 2379, peerPort: 2380, dataDir: await mkdtemp(join(tmpdir(), "trellis-bench-bare-")) });
+    etcd = await EtcdServer.start({ host: "10.44.0.1", netns: hub, clientPort: 2379, peerPort: 2380, dataDir });
     for (let i = 1; i <= nodes; i++) {
       const ns = await namespaces.add();
       await namespaces.link({ ns: hub, ifname: `h${i}` }, { ns, ifname: "eth0", cidr: `10.44.0.${10 + i}/24` });
@@ -30,6 +31,7 @@ async function bareTopology(nodes: number): Promise<number> {
   } finally {
     await etcd?.stop();
     await namespaces.dispose();
+    await rm(dataDir, { recursive: true, force: true });
   }
 }
 
