@@ -87,6 +87,13 @@ function booleanField(raw: Record<string, unknown>, field: string, fallback: boo
 
 const isAbsolutePath = (p: string): boolean => p.startsWith("/") && p.length < 4096 && !p.includes("\0") && !p.split("/").includes("..");
 
+/**
+ * A path the shim can use as it reads it — without a JSON decoder, so no quotes, backslashes or newlines — and that
+ * fits sockaddr_un (107 bytes and a NUL). Shared with the agent's --cni-socket, which must name the same socket.
+ */
+export const isAgentSocketPath = (p: string): boolean => isAbsolutePath(p) && Buffer.byteLength(p) <= 107 && !/["\\\n]/.test(p);
+export const AGENT_SOCKET_ALLOWED = 'an absolute path of at most 107 bytes without quotes, backslashes or newlines, or "" (off)';
+
 export function parseConfig(raw: Record<string, unknown>): PluginConfig {
   const cniVersion = configVersion(raw);
   const name = stringField(raw, "name", (v) => v.length <= 200 && NETWORK_NAME.test(v), 'letters, digits, "_", "." and "-", at most 200');
@@ -100,10 +107,7 @@ export function parseConfig(raw: Record<string, unknown>): PluginConfig {
     subnetFile: stringField(raw, "subnetFile", isAbsolutePath, "an absolute path without '..'") ?? DEFAULT_SUBNET_FILE,
     dataDir: stringField(raw, "dataDir", isAbsolutePath, "an absolute path without '..'") ?? `${DEFAULT_DATA_ROOT}/${name}`,
     bridge: stringField(raw, "bridge", isValidIfname, "an interface name of 1-15 bytes without '/', ':' or whitespace") ?? "cni0",
-    // The shim reads it without a JSON decoder: no escapes; sockaddr_un holds 107 bytes and a NUL.
-    agentSocket:
-      stringField(raw, "agentSocket", (v) => v === "" || (isAbsolutePath(v) && Buffer.byteLength(v) <= 107 && !/["\\\n]/.test(v)), 'an absolute path of at most 107 bytes without quotes, backslashes or newlines, or "" (standalone)') ??
-      DEFAULT_AGENT_SOCKET,
+    agentSocket: stringField(raw, "agentSocket", (v) => v === "" || isAgentSocketPath(v), AGENT_SOCKET_ALLOWED) ?? DEFAULT_AGENT_SOCKET,
     hairpinMode: booleanField(raw, "hairpinMode", true),
     isDefaultGateway: booleanField(raw, "isDefaultGateway", true),
     dns: parseDns(raw.dns),

@@ -9,6 +9,5 @@ import { startCniService } from "../../cni-plugin/src/service/server.js";
 const socketPath = process.argv[2];
 if (socketPath === undefined) throw new Error("usage: cni-service.js <socket path>");
 const service = await startCniService({ socketPath, deps: realDeps, netns: readlinkSync("/proc/self/ns/net") });
-service.events.on((event) => { if (process.env.TRELLIS_BENCH_VERBOSE !== undefined) process.stderr.write(`${JSON.stringify(event)}\n`); });
 process.stdout.write("ready\n");
 process.once("SIGTERM", () => { void service.close(); });

@@ -1,6 +1,7 @@
 // Wiring the daemon for `trellis-agent run`: real adapters (etcd, netlink, firewall, files, clock), logs, metrics
 // and the HTTP endpoint. SIGTERM/SIGINT stop it without touching the datapath.
 import { readFileSync, readlinkSync } from "node:fs";
+import { AGENT_SOCKET_ALLOWED, isAgentSocketPath } from "../../../cni-plugin/src/config.js";
 import { realDeps as cniDeps } from "../../../cni-plugin/src/real-deps.js";
 import { startCniService, type CniService } from "../../../cni-plugin/src/service/server.js";
 import { systemClock } from "../../../lib/src/clock.js";
@@ -29,11 +30,9 @@ function parsePort(text: string): number {
   return Number(text);
 }
 
-/** A unix socket path: absolute and short enough for sockaddr_un (108 bytes with the NUL); "" is off. */
+/** The socket the plugin's shim finds through the conflist's agentSocket: the same rules; "" is off. */
 function checkSocketPath(path: string): void {
-  if (path !== "" && (!path.startsWith("/") || Buffer.byteLength(path) > 107 || /[\0\n"\\]/.test(path))) {
-    throw new InvalidArgumentError("--cni-socket", path, 'must be an absolute path of at most 107 bytes without quotes, backslashes or newlines, or "" (off)');
-  }
+  if (path !== "" && !isAgentSocketPath(path)) throw new InvalidArgumentError("--cni-socket", path, `must be ${AGENT_SOCKET_ALLOWED}`);
 }
 
 /** Entering a pod's namespace (setns) needs CAP_SYS_ADMIN; a unit that withholds it gets the plugin standalone. */

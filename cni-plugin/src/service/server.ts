@@ -14,6 +14,8 @@ import type { PluginDeps } from "../deps.js";
 import { runPlugin } from "../plugin.js";
 import { FALLBACK, formatResponse, MAX_HEADER_BYTES, parseRequest } from "./protocol.js";
 
+/** Larger than any request the standalone plugin would accept: that plugin refuses it itself. */
+const MAX_REQUEST_BYTES = MAX_HEADER_BYTES + MAX_CONFIG_BYTES;
 /** A caller that has not sent its whole request after this long is dropped (the shim then falls back). */
 export const REQUEST_READ_TIMEOUT_MS = 10_000;
 
@@ -73,17 +75,20 @@ export async function startCniService(options: CniServiceOptions): Promise<CniSe
   const now = options.now ?? ((): number => performance.now());
   const connections = new Set<Socket>();
 
+  const fallback = (socket: Socket, reason: string): void => {
+    events.emit({ type: "fallback", reason });
+    socket.end(FALLBACK);
+  };
+
   const serve = async (socket: Socket, bytes: Buffer): Promise<void> => {
     const parsed = parseRequest(bytes);
     if (parsed.kind !== "request") {
-      events.emit({ type: "fallback", reason: parsed.kind === "invalid" ? parsed.reason : "request ended inside the header" });
-      socket.end(FALLBACK);
+      fallback(socket, parsed.kind === "invalid" ? parsed.reason : "request ended inside the header");
       return;
     }
     const { request } = parsed;
     if (request.netns !== options.netns) {
-      events.emit({ type: "fallback", reason: `caller in namespace ${request.netns}, service in ${options.netns}` });
-      socket.end(FALLBACK);
+      fallback(socket, `caller in namespace ${request.netns}, service in ${options.netns}`);
       return;
     }
     const started = now();
@@ -102,17 +107,15 @@ export async function startCniService(options: CniServiceOptions): Promise<CniSe
     let size = 0;
     socket.on("data", (chunk: Buffer) => {
       size += chunk.length;
-      // Larger than any request the standalone plugin would accept: let it refuse the request itself.
-      if (size > MAX_HEADER_BYTES + MAX_CONFIG_BYTES + 1) {
-        events.emit({ type: "fallback", reason: `request larger than ${MAX_HEADER_BYTES + MAX_CONFIG_BYTES} bytes` });
-        socket.end(FALLBACK);
+      if (size > MAX_REQUEST_BYTES + 1) {
+        fallback(socket, `request larger than ${MAX_REQUEST_BYTES} bytes`);
         socket.removeAllListeners("data");
         return;
       }
       chunks.push(chunk);
     });
     socket.on("end", () => {
-      if (size > MAX_HEADER_BYTES + MAX_CONFIG_BYTES + 1) return;
+      if (size > MAX_REQUEST_BYTES + 1) return;
       socket.setTimeout(0); // the plugin's own work may take a while (IPAM lock); the shim has its own timeout
       void serve(socket, Buffer.concat(chunks));
     });
