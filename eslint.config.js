@@ -14,9 +14,15 @@ export default tseslint.config(
       "@typescript-eslint/no-extraneous-class": "off",
       "@typescript-eslint/no-unnecessary-condition": ["error", { allowConstantLoopConditions: true }],
       "no-console": "error",
-      "no-restricted-properties": ["error", { object: "process", property: "exit", message: "Only entry points exit." }],
+      "no-restricted-properties": [
+        "error",
+        { object: "process", property: "exit", message: "Only entry points exit." },
+      ],
       // The agent runs V8 in lite mode, without WebAssembly, which fetch()'s HTTP parser needs (decision 0007).
-      "no-restricted-globals": ["error", { name: "fetch", message: "Use node:http: the agent runs without WebAssembly (docs/decisions/0007)." }],
+      "no-restricted-globals": [
+        "error",
+        { name: "fetch", message: "Use node:http: the agent runs without WebAssembly (docs/decisions/0007)." },
+      ],
     },
   },
   {

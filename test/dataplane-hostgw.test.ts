@@ -15,7 +15,10 @@ describe("dataplane: host-gw (2 nodes)", function () {
   it("routes each peer subnet via the peer's public IP, no device, and node subnets reach each other", async () => {
     const peer = await fixture.lab.nodeGateway(2);
     const routes = await ourRoutes(ns(1));
-    assert.deepEqual(routes.map((r) => [r.dst, r.gateway, r.dev]), [[`${peer.ip.replace(/\.1$/, ".0")}/24`, "10.42.0.12", "eth0"]]);
+    assert.deepEqual(
+      routes.map((r) => [r.dst, r.gateway, r.dev]),
+      [[`${peer.ip.replace(/\.1$/, ".0")}/24`, "10.42.0.12", "eth0"]],
+    );
     assert.equal((await runStatus("ip", ["-n", ns(1), "link", "show", "flannel.1"])).code, 1);
     const results = await pingMatrix(await fixture.lab.ensureGateways());
     assert.ok(results.every((r) => r.ok));
@@ -23,8 +26,16 @@ describe("dataplane: host-gw (2 nodes)", function () {
   });
 
   it("reports a peer that is not directly reachable and programs nothing for it", async () => {
-    await fixture.lab.etcdctl("put", "/coreos.com/network/subnets/172.30.250.0-24", '{"PublicIP":"10.50.0.1","BackendType":"host-gw"}');
-    await timeUntil("warning", async () => /peer not programmed subnet=172\.30\.250\.0\/24 publicIp=10\.50\.0\.1 reason=public IP 10\.50\.0\.1 is not on a network directly connected to eth0/.test(await fixture.lab.agentLog(1)));
+    await fixture.lab.etcdctl(
+      "put",
+      "/coreos.com/network/subnets/172.30.250.0-24",
+      '{"PublicIP":"10.50.0.1","BackendType":"host-gw"}',
+    );
+    await timeUntil("warning", async () =>
+      /peer not programmed subnet=172\.30\.250\.0\/24 publicIp=10\.50\.0\.1 reason=public IP 10\.50\.0\.1 is not on a network directly connected to eth0/.test(
+        await fixture.lab.agentLog(1),
+      ),
+    );
     assert.ok(!(await ourRoutes(ns(1))).some((r) => r.dst === "172.30.250.0/24"));
     await fixture.lab.etcdctl("del", "/coreos.com/network/subnets/172.30.250.0-24");
   });
@@ -40,14 +51,23 @@ describe("dataplane: host-gw (2 nodes)", function () {
     });
 
     async function agentRun(args: string[], wrap: string[] = []): Promise<{ code: number; stderr: string }> {
-      const env = { ...process.env, TRELLIS_ETCD_ENDPOINTS: fixture.lab.current.etcdEndpoints.join(","), TRELLIS_SUBNET_FILE: join(fixture.lab.layout.stateDir, "bare-subnet.env"), TRELLIS_CNI_SOCKET: "", TRELLIS_LOG_FORMAT: "text" };
+      const env = {
+        ...process.env,
+        TRELLIS_ETCD_ENDPOINTS: fixture.lab.current.etcdEndpoints.join(","),
+        TRELLIS_SUBNET_FILE: join(fixture.lab.layout.stateDir, "bare-subnet.env"),
+        TRELLIS_CNI_SOCKET: "",
+        TRELLIS_LOG_FORMAT: "text",
+      };
       return runStatus("ip", ["netns", "exec", bare, ...wrap, AGENT_BIN, "run", ...args], { env, timeoutMs: 20_000 });
     }
 
     it("an interface that does not exist", async () => {
       const result = await agentRun(["--iface", "eth9"]);
       assert.equal(result.code, 2);
-      assert.match(result.stderr, /--iface "eth9" is invalid: must name an interface or one of its IPv4 addresses; this node has: .*eth0 \(10\.42\.0\.\d+\)/);
+      assert.match(
+        result.stderr,
+        /--iface "eth9" is invalid: must name an interface or one of its IPv4 addresses; this node has: .*eth0 \(10\.42\.0\.\d+\)/,
+      );
       assert.match(result.stderr, /eth1 \(no IPv4\)/);
     });
 
@@ -67,7 +87,10 @@ describe("dataplane: host-gw (2 nodes)", function () {
     });
 
     it("no permission to program the kernel", async () => {
-      const result = await agentRun(["--ip-masq=false"], ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]);
+      const result = await agentRun(
+        ["--ip-masq=false"],
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"],
+      );
       assert.equal(result.code, 7, result.stderr);
       assert.match(result.stderr, /needs root or CAP_NET_ADMIN/);
       assert.doesNotMatch(result.stderr, /\n\s+at /);
@@ -82,12 +105,19 @@ describe("dataplane: vxlan with DirectRouting (2 nodes)", function () {
 
   it("routes same-L2 peers directly and others through the tunnel", async () => {
     const peer = await fixture.lab.nodeGateway(2);
-    await fixture.lab.etcdctl("put", "/coreos.com/network/subnets/172.30.250.0-24", '{"PublicIP":"10.50.0.1","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:fa:01"}}');
+    await fixture.lab.etcdctl(
+      "put",
+      "/coreos.com/network/subnets/172.30.250.0-24",
+      '{"PublicIP":"10.50.0.1","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:fa:01"}}',
+    );
     await timeUntil("tunnel route", async () => (await ourRoutes(ns(1))).some((r) => r.dst === "172.30.250.0/24"));
     const routes = await ourRoutes(ns(1));
     assert.deepEqual(routes.find((r) => r.dst === `${peer.ip.replace(/\.1$/, ".0")}/24`)?.gateway, "10.42.0.12");
     assert.deepEqual(routes.find((r) => r.dst === "172.30.250.0/24")?.dev, "flannel.1");
-    assert.deepEqual((await fdb(ns(1), "flannel.1")).map((f) => f.dst), ["10.50.0.1"]);
+    assert.deepEqual(
+      (await fdb(ns(1), "flannel.1")).map((f) => f.dst),
+      ["10.50.0.1"],
+    );
     const results = await pingMatrix(await fixture.lab.ensureGateways());
     assert.ok(results.every((r) => r.ok));
   });

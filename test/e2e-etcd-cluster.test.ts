@@ -8,7 +8,13 @@ import { useLab } from "./support/lab-fixture.js";
 
 describe("e2e: 3-member etcd, one member killed", function () {
   this.timeout(180_000);
-  const fixture = useLab({ nodes: 2, backend: "vxlan", etcdMembers: 3, podsPerNode: 1, agentEnv: { TRELLIS_SUBNET_LEASE_TTL: "15s" } });
+  const fixture = useLab({
+    nodes: 2,
+    backend: "vxlan",
+    etcdMembers: 3,
+    podsPerNode: 1,
+    agentEnv: { TRELLIS_SUBNET_LEASE_TTL: "15s" },
+  });
 
   it("agents keep leases (renewing) and watches; a node added meanwhile is reachable from all", async () => {
     const lab = fixture.lab;
@@ -28,8 +34,19 @@ describe("e2e: 3-member etcd, one member killed", function () {
     await addPods(lab, node.index, 1);
     const gw = await lab.nodeGateway(node.index);
     const subnet = `${gw.ip.replace(/\.1$/, ".0")}/24`;
-    await Promise.all([1, 2].map((i) => timeUntil(`n${i} learns the new node (its watch is live)`, async () => (await ourRoutes(lab.layout.node(i).ns)).some((r) => r.dst === subnet), 20_000)));
+    await Promise.all(
+      [1, 2].map((i) =>
+        timeUntil(
+          `n${i} learns the new node (its watch is live)`,
+          async () => (await ourRoutes(lab.layout.node(i).ns)).some((r) => r.dst === subnet),
+          20_000,
+        ),
+      ),
+    );
     const results = await pingMatrix(podEndpoints(lab));
-    assert.deepEqual(results.filter((r) => !r.ok).map((r) => `${r.from.name}→${r.to.name}`), []);
+    assert.deepEqual(
+      results.filter((r) => !r.ok).map((r) => `${r.from.name}→${r.to.name}`),
+      [],
+    );
   });
 });

@@ -12,7 +12,10 @@ const OUTAGE_MS = Number(process.env.TRELLIS_TEST_ETCD_OUTAGE_MS ?? 30_000);
 
 async function allPodsReach(lab: Lab): Promise<void> {
   const results = await pingMatrix(podEndpoints(lab));
-  assert.deepEqual(results.filter((r) => !r.ok).map((r) => `${r.from.name}→${r.to.name}`), []);
+  assert.deepEqual(
+    results.filter((r) => !r.ok).map((r) => `${r.from.name}→${r.to.name}`),
+    [],
+  );
 }
 
 async function subnetOf(lab: Lab, index: number): Promise<string> {
@@ -41,7 +44,15 @@ describe("e2e failures: vxlan, 3 nodes", function () {
     await lab.waitReady(node.index, 60_000);
     await addPods(lab, node.index, 1);
     const subnet = await subnetOf(lab, node.index);
-    await Promise.all([1, 2, 3].map((i) => timeUntil(`n${i} routes the new node`, async () => (await ourRoutes(ns(i))).some((r) => r.dst === subnet), 20_000)));
+    await Promise.all(
+      [1, 2, 3].map((i) =>
+        timeUntil(
+          `n${i} routes the new node`,
+          async () => (await ourRoutes(ns(i))).some((r) => r.dst === subnet),
+          20_000,
+        ),
+      ),
+    );
     await allPodsReach(lab);
   });
 
@@ -56,7 +67,11 @@ describe("e2e failures: vxlan, 3 nodes", function () {
     // Its pod goes with it (DEL through the node's chain), so the reachability checks below cover live nodes only.
     for (const pod of lab.current.pods.filter((p) => p.node === gone)) await removePod(lab, pod.name);
     assert.match(leave.stdout, new RegExp(`released ${subnet.replace(/\./g, "\\.")}`));
-    await Promise.all([1, 2, 3].map((i) => timeUntil(`n${i} drops the route`, async () => !(await ourRoutes(ns(i))).some((r) => r.dst === subnet), 5000)));
+    await Promise.all(
+      [1, 2, 3].map((i) =>
+        timeUntil(`n${i} drops the route`, async () => !(await ourRoutes(ns(i))).some((r) => r.dst === subnet), 5000),
+      ),
+    );
   });
 
   it("a node whose lease expires (short TTL, agent killed) disappears from every peer", async () => {
@@ -64,10 +79,18 @@ describe("e2e failures: vxlan, 3 nodes", function () {
     const node = await lab.addNode(undefined, "4s");
     await lab.waitReady(node.index);
     const subnet = await subnetOf(lab, node.index);
-    await Promise.all([1, 2, 3].map((i) => timeUntil(`n${i} routes it`, async () => (await ourRoutes(ns(i))).some((r) => r.dst === subnet), 5000)));
+    await Promise.all(
+      [1, 2, 3].map((i) =>
+        timeUntil(`n${i} routes it`, async () => (await ourRoutes(ns(i))).some((r) => r.dst === subnet), 5000),
+      ),
+    );
     await lab.killAgent(node.index, "SIGKILL");
     const killedAt = Date.now();
-    await Promise.all([1, 2, 3].map((i) => timeUntil(`n${i} drops it`, async () => !(await ourRoutes(ns(i))).some((r) => r.dst === subnet), 15_000)));
+    await Promise.all(
+      [1, 2, 3].map((i) =>
+        timeUntil(`n${i} drops it`, async () => !(await ourRoutes(ns(i))).some((r) => r.dst === subnet), 15_000),
+      ),
+    );
     assert.ok(Date.now() - killedAt < 10_000, `dropped ${Date.now() - killedAt} ms after the kill (TTL 4 s)`);
   });
 
@@ -75,7 +98,14 @@ describe("e2e failures: vxlan, 3 nodes", function () {
     const lab = fixture.lab;
     const subnet = await subnetOf(lab, 2);
     await lab.etcdctl("del", `/coreos.com/network/subnets/${subnet.replace("/", "-")}`);
-    await timeUntil("re-acquired", async () => (await lab.etcdctl("get", `/coreos.com/network/subnets/${subnet.replace("/", "-")}`, "--print-value-only")).includes("10.42.0.12"), 10_000);
+    await timeUntil(
+      "re-acquired",
+      async () =>
+        (
+          await lab.etcdctl("get", `/coreos.com/network/subnets/${subnet.replace("/", "-")}`, "--print-value-only")
+        ).includes("10.42.0.12"),
+      10_000,
+    );
     assert.match(await lab.agentLog(2), /lease lost, re-acquiring subnet=.* reason=deleted/);
     assert.equal(await subnetOf(lab, 2), subnet);
     await allPodsReach(lab);
@@ -86,7 +116,11 @@ describe("e2e failures: vxlan, 3 nodes", function () {
     await run("ip", ["-n", ns(3), "link", "set", "eth0", "down"]);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await run("ip", ["-n", ns(3), "link", "set", "eth0", "up"]);
-    await timeUntil("pods reachable again", async () => (await pingMatrix(podEndpoints(lab))).every((r) => r.ok), 15_000);
+    await timeUntil(
+      "pods reachable again",
+      async () => (await pingMatrix(podEndpoints(lab))).every((r) => r.ok),
+      15_000,
+    );
     assert.equal((await ourRoutes(ns(3))).length, lab.current.nodes.filter((n) => n.agentPid !== undefined).length - 1);
   });
 });

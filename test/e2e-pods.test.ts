@@ -24,13 +24,20 @@ for (const [name, options] of cases) {
     it("every pod reaches every other pod, across nodes, without NAT", async () => {
       const lab = fixture.lab;
       const results = await pingMatrix(podEndpoints(lab));
-      assert.deepEqual(results.filter((r) => !r.ok).map((r) => `${r.from.name}→${r.to.name}`), []);
+      assert.deepEqual(
+        results.filter((r) => !r.ok).map((r) => `${r.from.name}→${r.to.name}`),
+        [],
+      );
       const [server, client] = [lab.current.pods[0], lab.current.pods[lab.current.pods.length - 1]];
       assert.ok(server !== undefined && client !== undefined && server.node !== client.node);
       await startPodServer(lab, server);
       const answer = await fetchFromPod(client, server);
       assert.ok(answer.ok, answer.body);
-      assert.match(answer.body, new RegExp(`you are ${client.ip.replace(/\./g, "\\.")}$`), "the server sees the client pod's own IP");
+      assert.match(
+        answer.body,
+        new RegExp(`you are ${client.ip.replace(/\./g, "\\.")}$`),
+        "the server sees the client pod's own IP",
+      );
     });
 
     it("a pod reaches its node and the other nodes", async () => {
@@ -39,7 +46,10 @@ for (const [name, options] of cases) {
       assert.ok(pod !== undefined);
       for (const { index } of lab.current.nodes) {
         const node = lab.layout.node(index);
-        const result = await ping({ name: pod.name, ns: pod.name, ip: pod.ip }, { name: node.name, ns: node.ns, ip: node.ip });
+        const result = await ping(
+          { name: pod.name, ns: pod.name, ip: pod.ip },
+          { name: node.name, ns: node.ns, ip: node.ip },
+        );
         assert.ok(result.ok, `${pod.name} → ${node.name} (${node.ip})`);
       }
     });
@@ -49,7 +59,11 @@ for (const [name, options] of cases) {
       const pod = lab.current.pods[0];
       assert.ok(pod !== undefined);
       const script = fileURLToPath(new URL("../lab/src/pod-server.js", import.meta.url));
-      const pid = startDetached("ip", ["netns", "exec", lab.layout.underlayNs, process.execPath, script, OUTSIDE_IP, "8080", "outside"], `${lab.layout.stateDir}/outside-http.log`);
+      const pid = startDetached(
+        "ip",
+        ["netns", "exec", lab.layout.underlayNs, process.execPath, script, OUTSIDE_IP, "8080", "outside"],
+        `${lab.layout.stateDir}/outside-http.log`,
+      );
       try {
         let answer = { status: 0, body: "" };
         for (let i = 0; i < 50 && answer.status !== 200; i++) {
@@ -57,7 +71,11 @@ for (const [name, options] of cases) {
           if (answer.status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
         }
         assert.equal(answer.status, 200, answer.body);
-        assert.match(answer.body.trim(), new RegExp(`you are ${lab.layout.node(pod.node).ip.replace(/\./g, "\\.")}$`), `the outside should see the node's address, not the pod's: ${answer.body}`);
+        assert.match(
+          answer.body.trim(),
+          new RegExp(`you are ${lab.layout.node(pod.node).ip.replace(/\./g, "\\.")}$`),
+          `the outside should see the node's address, not the pod's: ${answer.body}`,
+        );
       } finally {
         await stopPid(pid, /pod-server/, 2000);
       }
@@ -69,9 +87,17 @@ for (const [name, options] of cases) {
       // The CNI service's histogram counts, per command and exit code, what it did for the shim.
       const served = async (command: string): Promise<number> => {
         const { body } = await httpGetIn(node.ns, "http://127.0.0.1:9808/metrics", 2000);
-        return Number(new RegExp(`^trellis_cni_request_seconds_count\\{command="${command}",exit_code="0"\\} (\\d+)$`, "m").exec(body)?.[1] ?? 0);
+        return Number(
+          new RegExp(`^trellis_cni_request_seconds_count\\{command="${command}",exit_code="0"\\} (\\d+)$`, "m").exec(
+            body,
+          )?.[1] ?? 0,
+        );
       };
-      assert.equal(await served("ADD"), lab.current.pods.filter((p) => p.node === 1).length, "the lab's pods on n1 were added by its agent");
+      assert.equal(
+        await served("ADD"),
+        lab.current.pods.filter((p) => p.node === 1).length,
+        "the lab's pods on n1 were added by its agent",
+      );
       await lab.killAgent(1, "SIGKILL");
       const [standalone] = await addPods(lab, 1, 1);
       assert.ok(standalone !== undefined);
@@ -80,7 +106,14 @@ for (const [name, options] of cases) {
       assert.equal(await served("ADD"), 0, "a fresh agent has served nothing yet");
       const peer = lab.current.pods.find((p) => p.node !== 1);
       assert.ok(peer !== undefined);
-      assert.ok((await ping({ name: standalone.name, ns: standalone.name, ip: standalone.ip }, { name: peer.name, ns: peer.name, ip: peer.ip })).ok);
+      assert.ok(
+        (
+          await ping(
+            { name: standalone.name, ns: standalone.name, ip: standalone.ip },
+            { name: peer.name, ns: peer.name, ip: peer.ip },
+          )
+        ).ok,
+      );
       await removePod(lab, standalone.name);
       assert.equal(await served("DEL"), 1, "the restarted agent served the DEL");
     });
@@ -91,9 +124,28 @@ for (const [name, options] of cases) {
       const to = lab.current.pods.find((p) => p.node === 2);
       assert.ok(from !== undefined && to !== undefined);
       const gateway = await lab.nodeGateway(2);
-      const mac = async (): Promise<string> => (await run("ip", ["-n", lab.layout.node(2).ns, "link", "show", "flannel.1"]).catch(() => ({ stdout: "no device" }))).stdout.match(/link\/ether (\S+)/)?.[1] ?? "none";
+      const mac = async (): Promise<string> =>
+        (
+          await run("ip", ["-n", lab.layout.node(2).ns, "link", "show", "flannel.1"]).catch(() => ({
+            stdout: "no device",
+          }))
+        ).stdout.match(/link\/ether (\S+)/)?.[1] ?? "none";
       const macBefore = await mac();
-      const pinger = start("ping", "ip", ["netns", "exec", from.name, "ping", "-n", "-q", "-i", "0.02", "-c", "250", "-W", "1", to.ip]);
+      const pinger = start("ping", "ip", [
+        "netns",
+        "exec",
+        from.name,
+        "ping",
+        "-n",
+        "-q",
+        "-i",
+        "0.02",
+        "-c",
+        "250",
+        "-W",
+        "1",
+        to.ip,
+      ]);
       await new Promise((resolve) => setTimeout(resolve, 500));
       await lab.killAgent(2, "SIGKILL");
       await lab.startAgent(2);

@@ -62,7 +62,11 @@ describe("scripts/install and scripts/uninstall (temp roots)", function () {
       }
       const rendered = await freshDir("rendered");
       await run(RENDER, ["--out", rendered, ...SETTINGS]);
-      for (const [name, path] of [["agent.env", "/etc/trellis/agent.env"], ["10-trellis.conflist", "/etc/cni/net.d/10-trellis.conflist"], ["trellis-agent.service", "/etc/systemd/system/trellis-agent.service"]] as const) {
+      for (const [name, path] of [
+        ["agent.env", "/etc/trellis/agent.env"],
+        ["10-trellis.conflist", "/etc/cni/net.d/10-trellis.conflist"],
+        ["trellis-agent.service", "/etc/systemd/system/trellis-agent.service"],
+      ] as const) {
         assert.equal(await readFile(join(root, path), "utf8"), await readFile(join(rendered, name), "utf8"), path);
       }
       const unit = await readFile(join(root, "etc/systemd/system/trellis-agent.service"), "utf8");
@@ -79,15 +83,23 @@ describe("scripts/install and scripts/uninstall (temp roots)", function () {
       // A preload records the node process's execArgv: the flags arrived only if the shebang was honoured.
       const preload = join(base, "execargv.cjs");
       const record = join(base, "execargv.json");
-      await writeFile(preload, `require("node:fs").writeFileSync(${JSON.stringify(record)}, JSON.stringify(process.execArgv));\n`);
-      const out = await runStatus(join(root, "usr/local/bin/trellis-agent"), ["version"], { env: { ...CLEAN_ENV, NODE_OPTIONS: `--require ${preload}` } });
+      await writeFile(
+        preload,
+        `require("node:fs").writeFileSync(${JSON.stringify(record)}, JSON.stringify(process.execArgv));\n`,
+      );
+      const out = await runStatus(join(root, "usr/local/bin/trellis-agent"), ["version"], {
+        env: { ...CLEAN_ENV, NODE_OPTIONS: `--require ${preload}` },
+      });
       assert.equal(out.code, 0, out.stderr);
       assert.match(out.stdout, /^trellis-agent \d+\.\d+\.\d+/);
       assert.deepEqual(JSON.parse(await readFile(record, "utf8")), v8Flags);
     });
 
     it("runs the installed CNI plugin as a runtime would (own environment, VERSION)", async () => {
-      const out = await runStatus(join(root, "opt/cni/bin/trellis"), [], { env: { ...CLEAN_ENV, CNI_COMMAND: "VERSION" }, input: "" });
+      const out = await runStatus(join(root, "opt/cni/bin/trellis"), [], {
+        env: { ...CLEAN_ENV, CNI_COMMAND: "VERSION" },
+        input: "",
+      });
       assert.equal(out.code, 0, out.stderr);
       const version = JSON.parse(out.stdout) as { cniVersion: string; supportedVersions: string[] };
       assert.ok(version.supportedVersions.includes(version.cniVersion), out.stdout);
@@ -97,7 +109,14 @@ describe("scripts/install and scripts/uninstall (temp roots)", function () {
       await appendFile(join(root, "etc/trellis/agent.env"), "TRELLIS_LOG_LEVEL=debug\n");
       const envBefore = await readFile(join(root, "etc/trellis/agent.env"), "utf8");
       const launcherBefore = await readFile(join(root, "usr/local/bin/trellis-agent"), "utf8");
-      const result = await run(INSTALL, ["--root", root, "--etcd-endpoints", "http://10.0.0.1:2379", "--iface", "eth2"]);
+      const result = await run(INSTALL, [
+        "--root",
+        root,
+        "--etcd-endpoints",
+        "http://10.0.0.1:2379",
+        "--iface",
+        "eth2",
+      ]);
       assert.match(result.stderr, /node settings given were NOT applied/);
       assert.equal(await readFile(join(root, "etc/trellis/agent.env"), "utf8"), envBefore);
       assert.equal(await readFile(join(root, "usr/local/bin/trellis-agent"), "utf8"), launcherBefore);
@@ -106,7 +125,15 @@ describe("scripts/install and scripts/uninstall (temp roots)", function () {
 
     it("uninstalls everything but agent.env; --purge removes it too; again is a no-op", async () => {
       await run(UNINSTALL, ["--root", root]);
-      assert.deepEqual(await tree(root), ["/etc/", "/etc/trellis/", "/etc/trellis/agent.env", "/var/", "/var/lib/", "/var/lib/trellis/", MANIFEST]);
+      assert.deepEqual(await tree(root), [
+        "/etc/",
+        "/etc/trellis/",
+        "/etc/trellis/agent.env",
+        "/var/",
+        "/var/lib/",
+        "/var/lib/trellis/",
+        MANIFEST,
+      ]);
       await run(UNINSTALL, ["--root", root, "--purge"]);
       assert.deepEqual(await tree(root), []);
       await run(UNINSTALL, ["--root", root]);
@@ -121,7 +148,10 @@ describe("scripts/install and scripts/uninstall (temp roots)", function () {
     const env = await readFile(join(root, "etc/trellis/agent.env"), "utf8");
     assert.match(env, /^#TRELLIS_ETCD_ENDPOINTS=/m);
     assert.match(env, /^#TRELLIS_IFACE=/m);
-    assert.deepEqual(env.split("\n").filter((l) => l !== "" && !l.startsWith("#")), ["TRELLIS_LOG_FORMAT=json"]);
+    assert.deepEqual(
+      env.split("\n").filter((l) => l !== "" && !l.startsWith("#")),
+      ["TRELLIS_LOG_FORMAT=json"],
+    );
     await run(UNINSTALL, ["--root", root, "--purge"]);
     assert.deepEqual(await tree(root), []);
   });
@@ -140,7 +170,16 @@ describe("scripts/install and scripts/uninstall (temp roots)", function () {
 
   it("refuses bad node settings (exit 2, from render-node-config) before writing anything", async () => {
     const root = await freshDir("bad");
-    const result = await runStatus(INSTALL, ["--root", root, "--etcd-endpoints", "http://10.0.0.1:2379", "--iface", "eth1", "--set", "FOO=1"]);
+    const result = await runStatus(INSTALL, [
+      "--root",
+      root,
+      "--etcd-endpoints",
+      "http://10.0.0.1:2379",
+      "--iface",
+      "eth1",
+      "--set",
+      "FOO=1",
+    ]);
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /--set "FOO"/);
     assert.deepEqual(await tree(root), []);
@@ -160,16 +199,31 @@ describe("scripts/install and scripts/uninstall (temp roots)", function () {
 describe("npm package", function () {
   this.timeout(30_000);
 
-  interface PackFile { path: string; mode: number }
+  interface PackFile {
+    path: string;
+    mode: number;
+  }
 
   it("lists both executables, everything they load, deploy/ and the install scripts", async () => {
     const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"]);
     const [pack] = JSON.parse(stdout) as [{ files: PackFile[] }];
     const files = new Map(pack.files.map((f) => [f.path, f.mode]));
-    for (const executable of ["agent/bin/agent", "cni-plugin/bin/trellis", "dist/cni-plugin/trellis-shim", "scripts/install", "scripts/uninstall", "deploy/render-node-config"]) {
+    for (const executable of [
+      "agent/bin/agent",
+      "cni-plugin/bin/trellis",
+      "dist/cni-plugin/trellis-shim",
+      "scripts/install",
+      "scripts/uninstall",
+      "deploy/render-node-config",
+    ]) {
       assert.equal((files.get(executable) ?? 0) & 0o111, 0o111, `${executable} is packed and executable`);
     }
-    for (const path of ["dist/cni-plugin/src/launcher.cjs", "dist/cni-plugin/trellis.cjs", "deploy/cni/10-trellis.conflist", "deploy/systemd/trellis-agent.service"]) {
+    for (const path of [
+      "dist/cni-plugin/src/launcher.cjs",
+      "dist/cni-plugin/trellis.cjs",
+      "deploy/cni/10-trellis.conflist",
+      "deploy/systemd/trellis-agent.service",
+    ]) {
       assert.ok(files.has(path), `${path} is packed`);
     }
     // The agent's module graph from its entry point: every relative import must be in the package.
@@ -185,7 +239,9 @@ describe("npm package", function () {
       }
     }
     assert.ok(seen.size > 20, `walked ${seen.size} agent modules`);
-    const pkg = JSON.parse(await readFile(resolve(REPO_ROOT, "package.json"), "utf8")) as { bin: Record<string, string> };
+    const pkg = JSON.parse(await readFile(resolve(REPO_ROOT, "package.json"), "utf8")) as {
+      bin: Record<string, string>;
+    };
     assert.equal(pkg.bin["trellis-agent"], "agent/bin/agent");
   });
 });

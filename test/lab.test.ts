@@ -8,7 +8,9 @@ import { UNDERLAY_BRIDGE_MAC, UNDERLAY_GATEWAY } from "../lab/src/layout.js";
 import { ping } from "../lab/src/ping.js";
 import { useLab } from "./support/lab-fixture.js";
 
-interface StatusJson { leases: { subnet: string; publicIp: string; self: boolean; vtepMac: string | null; reserved: boolean }[] }
+interface StatusJson {
+  leases: { subnet: string; publicIp: string; self: boolean; vtepMac: string | null; reserved: boolean }[];
+}
 
 describe("lab (3 nodes, vxlan)", function () {
   this.timeout(120_000);
@@ -23,7 +25,10 @@ describe("lab (3 nodes, vxlan)", function () {
     assert.equal(rows.length, 3);
     assert.equal(new Set(rows.map((r) => r.subnet)).size, 3);
     assert.deepEqual(rows.map((r) => r.publicIp).sort(), ["10.42.0.11", "10.42.0.12", "10.42.0.13"]);
-    assert.deepEqual(rows.filter((r) => r.self).map((r) => r.publicIp), ["10.42.0.12"]);
+    assert.deepEqual(
+      rows.filter((r) => r.self).map((r) => r.publicIp),
+      ["10.42.0.12"],
+    );
     assert.ok(rows.every((r) => r.vtepMac !== null && !r.reserved));
   });
 
@@ -33,7 +38,10 @@ describe("lab (3 nodes, vxlan)", function () {
     const own = (await leases(1)).find((r) => r.self);
     assert.ok(own !== undefined);
     const gateway = own.subnet.replace(/\.0\/24$/, ".1/24");
-    assert.equal(env, `FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=${gateway}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`);
+    assert.equal(
+      env,
+      `FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=${gateway}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`,
+    );
   });
 
   it("installs trellis with scripts/install, renders each node's config with deploy/render-node-config and starts the agent from both, as a real node", async () => {
@@ -47,8 +55,13 @@ describe("lab (3 nodes, vxlan)", function () {
     assert.equal(unit.match(/^ExecStart=(\S+) run$/m)?.[1], fixture.lab.layout.agentBin);
     assert.match(await readFile(fixture.lab.layout.agentBin, "utf8"), /exec .*\/agent\/bin\/agent/);
     assert.match(await readFile(join(fixture.lab.layout.cniBinDir, "trellis"), "utf8"), /launcher\.cjs/);
-    const conflist = JSON.parse(await readFile(join(dir, "10-trellis.conflist"), "utf8")) as { plugins: { type: string; subnetFile?: string }[] };
-    assert.deepEqual(conflist.plugins.map((p) => p.type), ["trellis", "portmap"]);
+    const conflist = JSON.parse(await readFile(join(dir, "10-trellis.conflist"), "utf8")) as {
+      plugins: { type: string; subnetFile?: string }[];
+    };
+    assert.deepEqual(
+      conflist.plugins.map((p) => p.type),
+      ["trellis", "portmap"],
+    );
     assert.equal(conflist.plugins[0]?.subnetFile, join(dir, "subnet.env"));
   });
 
@@ -61,7 +74,10 @@ describe("lab (3 nodes, vxlan)", function () {
     const log = await readFile(join(fixture.lab.layout.node(3).dir, "agent.log"), "utf8");
     assert.match(log, /lease acquired .*source=reused/);
     const after = (await leases(3)).find((r) => r.self);
-    assert.deepEqual([after?.subnet, after?.vtepMac, after?.publicIp], [before?.subnet, before?.vtepMac, before?.publicIp]);
+    assert.deepEqual(
+      [after?.subnet, after?.vtepMac, after?.publicIp],
+      [before?.subnet, before?.vtepMac, before?.publicIp],
+    );
   });
 
   it("a node added later gets a free subnet and is seen by the others", async () => {
@@ -84,7 +100,11 @@ describe("lab (3 nodes, vxlan)", function () {
       assert.equal((JSON.parse(stdout) as { address: string }[])[0]?.address, UNDERLAY_BRIDGE_MAC);
       for (const { index } of fixture.lab.current.nodes) {
         const node = fixture.lab.layout.node(index);
-        const result = await ping({ name: node.name, ns: node.ns, ip: node.ip }, { name: "etcd", ns: ul, ip: UNDERLAY_GATEWAY }, 1);
+        const result = await ping(
+          { name: node.name, ns: node.ns, ip: node.ip },
+          { name: "etcd", ns: ul, ip: UNDERLAY_GATEWAY },
+          1,
+        );
         assert.ok(result.ok, `${node.name} cannot reach the underlay gateway (etcd) after a port joined the bridge`);
       }
     } finally {
@@ -96,7 +116,10 @@ describe("lab (3 nodes, vxlan)", function () {
     const lab = fixture.lab;
     const pids = lab.current.nodes.map((n) => n.agentPid).filter((p): p is number => p !== undefined);
     await lab.down();
-    assert.deepEqual((await listNamespaces()).filter((ns) => lab.layout.owns(ns)), []);
+    assert.deepEqual(
+      (await listNamespaces()).filter((ns) => lab.layout.owns(ns)),
+      [],
+    );
     assert.ok(pids.every((pid) => !/agent/.test(commandLine(pid))));
   });
 });

@@ -19,7 +19,10 @@ describe("observability: /healthz, /readyz, /metrics, status, logs", function ()
 
   async function readyz(i: number): Promise<{ status: number; reasons: string[] }> {
     const answer = await httpGetIn(ns(i), READYZ);
-    return { status: answer.status, reasons: answer.status === 0 ? [answer.body] : (JSON.parse(answer.body) as { reasons: string[] }).reasons };
+    return {
+      status: answer.status,
+      reasons: answer.status === 0 ? [answer.body] : (JSON.parse(answer.body) as { reasons: string[] }).reasons,
+    };
   }
 
   it("/readyz: not ready before the lease, ready after convergence, not ready while the etcd watch is down, ready again", async () => {
@@ -27,7 +30,11 @@ describe("observability: /healthz, /readyz, /metrics, status, logs", function ()
     const node = await lab.addNode(undefined, undefined, false);
     await lab.stopEtcd();
     await lab.startAgent(node.index);
-    await timeUntil("healthz answers", async () => (await httpGetIn(node.ns, "http://127.0.0.1:9808/healthz")).status === 200, 15_000);
+    await timeUntil(
+      "healthz answers",
+      async () => (await httpGetIn(node.ns, "http://127.0.0.1:9808/healthz")).status === 200,
+      15_000,
+    );
     const before = await readyz(node.index);
     assert.equal(before.status, 503);
     assert.ok(before.reasons.includes("no subnet lease held"), before.reasons.join("; "));
@@ -35,25 +42,59 @@ describe("observability: /healthz, /readyz, /metrics, status, logs", function ()
     await timeUntil("ready after the lease", async () => (await readyz(node.index)).status === 200, 30_000);
 
     await lab.stopEtcd();
-    await timeUntil("not ready while etcd is down", async () => {
-      const r = await readyz(1);
-      return r.status === 503 && r.reasons.some((reason) => reason.startsWith("etcd watch is down"));
-    }, 20_000);
+    await timeUntil(
+      "not ready while etcd is down",
+      async () => {
+        const r = await readyz(1);
+        return r.status === 503 && r.reasons.some((reason) => reason.startsWith("etcd watch is down"));
+      },
+      20_000,
+    );
     await lab.startEtcdAgain();
-    await timeUntil("ready again", async () => (await readyz(1)).status === 200 && (await readyz(node.index)).status === 200, 30_000);
+    await timeUntil(
+      "ready again",
+      async () => (await readyz(1)).status === 200 && (await readyz(node.index)).status === 200,
+      30_000,
+    );
   });
 
   it("/metrics parses as Prometheus text and counts a repair made by hand", async () => {
-    const families = async (): Promise<ReturnType<typeof parsePrometheusTextFormat>> => parsePrometheusTextFormat((await httpGetIn(ns(1), "http://127.0.0.1:9808/metrics")).body);
-    const repairs = async (): Promise<number> => Number((await families()).find((f) => f.name === "trellis_repairs_total")?.metrics.find((m) => m.labels?.kind === "route")?.value ?? 0);
+    const families = async (): Promise<ReturnType<typeof parsePrometheusTextFormat>> =>
+      parsePrometheusTextFormat((await httpGetIn(ns(1), "http://127.0.0.1:9808/metrics")).body);
+    const repairs = async (): Promise<number> =>
+      Number(
+        (await families())
+          .find((f) => f.name === "trellis_repairs_total")
+          ?.metrics.find((m) => m.labels?.kind === "route")?.value ?? 0,
+      );
     const first = await families();
-    for (const name of ["trellis_build_info", "trellis_lease_state", "trellis_lease_expiry_seconds", "trellis_peers_known", "trellis_peers_programmed", "trellis_reconcile_passes_total", "trellis_netlink_operation_seconds", "trellis_etcd_requests_total", "trellis_etcd_watch_restarts_total", "trellis_ready"]) {
-      assert.ok(first.some((f) => f.name === name), `missing ${name}`);
+    for (const name of [
+      "trellis_build_info",
+      "trellis_lease_state",
+      "trellis_lease_expiry_seconds",
+      "trellis_peers_known",
+      "trellis_peers_programmed",
+      "trellis_reconcile_passes_total",
+      "trellis_netlink_operation_seconds",
+      "trellis_etcd_requests_total",
+      "trellis_etcd_watch_restarts_total",
+      "trellis_ready",
+    ]) {
+      assert.ok(
+        first.some((f) => f.name === name),
+        `missing ${name}`,
+      );
     }
-    assert.equal(first.find((f) => f.name === "trellis_lease_state")?.metrics.find((m) => m.labels?.state === "held")?.value, "1");
+    assert.equal(
+      first.find((f) => f.name === "trellis_lease_state")?.metrics.find((m) => m.labels?.state === "held")?.value,
+      "1",
+    );
     assert.ok(Number(first.find((f) => f.name === "trellis_lease_expiry_seconds")?.metrics[0]?.value) > 80_000);
     assert.equal(first.find((f) => f.name === "trellis_netlink_operation_seconds")?.type, "HISTOGRAM");
-    assert.ok(Number(first.find((f) => f.name === "trellis_etcd_watch_restarts_total")?.metrics[0]?.value ?? 0) >= 1, "the etcd outage above restarted the watch");
+    assert.ok(
+      Number(first.find((f) => f.name === "trellis_etcd_watch_restarts_total")?.metrics[0]?.value ?? 0) >= 1,
+      "the etcd outage above restarted the watch",
+    );
     const before = await repairs();
     const { stdout } = await runStatus("ip", ["-n", ns(1), "route", "show", "proto", "145"]);
     const dst = stdout.split(" ")[0] ?? "";
@@ -67,22 +108,40 @@ describe("observability: /healthz, /readyz, /metrics, status, logs", function ()
     assert.match(table, /ROUTE/);
     assert.match(table, /10\.42\.0\.12 .* programmed/);
     assert.match(table, /^\*.*\(this node\)/m);
-    const json = JSON.parse(await fixture.lab.status(1, true)) as { localAgent: { ready: boolean }; leases: { publicIp: string; programmed: boolean | null }[] };
+    const json = JSON.parse(await fixture.lab.status(1, true)) as {
+      localAgent: { ready: boolean };
+      leases: { publicIp: string; programmed: boolean | null }[];
+    };
     assert.equal(json.localAgent.ready, true);
     assert.equal(json.leases.find((l) => l.publicIp === "10.42.0.12")?.programmed, true);
   });
 
   it("never shows the etcd password: not in --print-config, not in the logs", async () => {
     const secret = "s3cr3t-Pa55-word";
-    const printed = await runStatus(AGENT_BIN, ["run", "--print-config", "--etcd-username", "root", "--etcd-password", secret]);
+    const printed = await runStatus(AGENT_BIN, [
+      "run",
+      "--print-config",
+      "--etcd-username",
+      "root",
+      "--etcd-password",
+      secret,
+    ]);
     assert.equal(printed.code, 0, printed.stderr);
     assert.doesNotMatch(printed.stdout + printed.stderr, new RegExp(secret));
     assert.match(printed.stdout, /"etcd-password": \{\n\s+"value": "\*{8}",\n\s+"source": "flag"/);
     // A daemon whose credentials are refused (the lab etcd has no auth enabled) logs the failure, not the password.
     const node = await fixture.lab.addNode(undefined, undefined, false);
-    const agent = start("agent", "ip", ["netns", "exec", node.ns, AGENT_BIN, "run", "--healthz-port", "0", "--log-level", "debug"], {
-      ...process.env, ...fixture.lab.agentEnv(node), TRELLIS_ETCD_USERNAME: "root", TRELLIS_ETCD_PASSWORD: secret,
-    });
+    const agent = start(
+      "agent",
+      "ip",
+      ["netns", "exec", node.ns, AGENT_BIN, "run", "--healthz-port", "0", "--log-level", "debug"],
+      {
+        ...process.env,
+        ...fixture.lab.agentEnv(node),
+        TRELLIS_ETCD_USERNAME: "root",
+        TRELLIS_ETCD_PASSWORD: secret,
+      },
+    );
     try {
       await timeUntil("some log output", () => Promise.resolve(agent.recentOutput.split("\n").length > 3), 15_000);
       await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -96,8 +155,20 @@ describe("observability: /healthz, /readyz, /metrics, status, logs", function ()
     const dir = await mkdtemp(join(tmpdir(), "trellis-config-"));
     try {
       const file = join(dir, "agent.json");
-      await writeFile(file, JSON.stringify({ "etcd-endpoints": "http://10.9.9.9:2379", iface: "eth7", "subnet-lease-ttl": "1h", "ip-masq": false }));
-      const result = await runStatus(AGENT_BIN, ["run", "--config", file, "--print-config", "--subnet-lease-ttl", "2h"], { env: { ...process.env, TRELLIS_IFACE: "eth8" } });
+      await writeFile(
+        file,
+        JSON.stringify({
+          "etcd-endpoints": "http://10.9.9.9:2379",
+          iface: "eth7",
+          "subnet-lease-ttl": "1h",
+          "ip-masq": false,
+        }),
+      );
+      const result = await runStatus(
+        AGENT_BIN,
+        ["run", "--config", file, "--print-config", "--subnet-lease-ttl", "2h"],
+        { env: { ...process.env, TRELLIS_IFACE: "eth8" } },
+      );
       assert.equal(result.code, 0, result.stderr);
       const config = JSON.parse(result.stdout) as Record<string, { value: unknown; source: string }>;
       assert.deepEqual(config["etcd-endpoints"], { value: "http://10.9.9.9:2379", source: "config" });
@@ -109,7 +180,10 @@ describe("observability: /healthz, /readyz, /metrics, status, logs", function ()
       await writeFile(file, JSON.stringify({ "etcd-endpoint": "http://10.9.9.9:2379" }));
       const unknown = await runStatus(AGENT_BIN, ["run", "--config", file, "--print-config"]);
       assert.equal(unknown.code, 2);
-      assert.match(unknown.stderr, /key "etcd-endpoint" "http:\/\/10\.9\.9\.9:2379" is invalid: is not an option of `run`; allowed: .*etcd-endpoints/);
+      assert.match(
+        unknown.stderr,
+        /key "etcd-endpoint" "http:\/\/10\.9\.9\.9:2379" is invalid: is not an option of `run`; allowed: .*etcd-endpoints/,
+      );
       await writeFile(file, JSON.stringify({ "ip-masq": "maybe" }));
       const bad = await runStatus(AGENT_BIN, ["run", "--config", file, "--print-config"]);
       assert.equal(bad.code, 2);

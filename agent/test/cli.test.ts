@@ -4,14 +4,21 @@ import { runStatus } from "../../lab/src/exec.js";
 import { AGENT_BIN } from "../../lab/src/paths.js";
 import { freshPrefix, useEtcd } from "./support/etcd-fixture.js";
 
-interface Result { code: number; stdout: string; stderr: string }
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 describe("trellis-agent CLI", function () {
   this.timeout(30_000);
   const etcd = useEtcd();
 
   function agent(args: string[], env: Record<string, string> = {}): Promise<Result> {
-    return runStatus(AGENT_BIN, args, { env: { ...process.env, TRELLIS_ETCD_ENDPOINTS: etcd.server.endpoint, ...env }, timeoutMs: 20_000 });
+    return runStatus(AGENT_BIN, args, {
+      env: { ...process.env, TRELLIS_ETCD_ENDPOINTS: etcd.server.endpoint, ...env },
+      timeoutMs: 20_000,
+    });
   }
 
   function noStack(result: Result): void {
@@ -19,13 +26,39 @@ describe("trellis-agent CLI", function () {
   }
 
   it("has --help for every subcommand", async () => {
-    for (const args of [["--help"], ["run", "--help"], ["status", "--help"], ["network", "set", "--help"], ["network", "show", "--help"], ["reserve", "--help"], ["unreserve", "--help"], ["leave", "--help"], ["cleanup", "--help"], ["version", "--help"]]) {
+    for (const args of [
+      ["--help"],
+      ["run", "--help"],
+      ["status", "--help"],
+      ["network", "set", "--help"],
+      ["network", "show", "--help"],
+      ["reserve", "--help"],
+      ["unreserve", "--help"],
+      ["leave", "--help"],
+      ["cleanup", "--help"],
+      ["version", "--help"],
+    ]) {
       const result = await agent(args);
       assert.equal(result.code, 0, args.join(" "));
       assert.match(result.stdout, /Usage: trellis-agent/);
     }
-    for (const args of [["run"], ["status"], ["network"], ["network", "set"], ["network", "show"], ["reserve"], ["unreserve"], ["leave"], ["cleanup"], ["version"]]) {
-      assert.match((await agent([...args, "--help"])).stdout, /Examples:\n {2}trellis-agent /, `${args.join(" ")} --help has examples`);
+    for (const args of [
+      ["run"],
+      ["status"],
+      ["network"],
+      ["network", "set"],
+      ["network", "show"],
+      ["reserve"],
+      ["unreserve"],
+      ["leave"],
+      ["cleanup"],
+      ["version"],
+    ]) {
+      assert.match(
+        (await agent([...args, "--help"])).stdout,
+        /Examples:\n {2}trellis-agent /,
+        `${args.join(" ")} --help has examples`,
+      );
     }
     const status = await agent(["status", "--help"]);
     assert.match(status.stdout, /env:\s+TRELLIS_ETCD_ENDPOINTS/);
@@ -42,7 +75,10 @@ describe("trellis-agent CLI", function () {
     assert.equal(set.code, 0, set.stderr);
     const stored = await etcd.server.etcdctl("get", `${prefix}/config`, "--print-value-only");
     assert.deepEqual(JSON.parse(stored), {
-      Network: "172.30.0.0/16", SubnetLen: 24, SubnetMin: "172.30.1.0", SubnetMax: "172.30.255.0",
+      Network: "172.30.0.0/16",
+      SubnetLen: 24,
+      SubnetMin: "172.30.1.0",
+      SubnetMax: "172.30.255.0",
       Backend: { Type: "vxlan", VNI: 7, Port: 8472, DirectRouting: false },
     });
 
@@ -50,9 +86,18 @@ describe("trellis-agent CLI", function () {
       [["--network", "172.30.0.0/33"], /Network "172\.30\.0\.0\/33" is invalid: must be an IPv4 CIDR/],
       [["--network", "172.30.0.0/16", "--subnet-len", "31"], /SubnetLen 31 is invalid: must be between 18 and 30/],
       [["--network", "172.30.0.0/16", "--subnet-len", "abc"], /SubnetLen "abc" is invalid: must be an integer/],
-      [["--network", "172.30.0.0/16", "--subnet-min", "172.30.1.7"], /SubnetMin "172\.30\.1\.7" is invalid: must be on a \/24/],
-      [["--network", "172.30.0.0/16", "--subnet-max", "10.0.0.0"], /SubnetMax "10\.0\.0\.0" is invalid: must be inside Network/],
-      [["--network", "172.30.0.0/16", "--vni", "16777216"], /Backend\.VNI 16777216 is invalid: must be an integer between 0 and 16777215/],
+      [
+        ["--network", "172.30.0.0/16", "--subnet-min", "172.30.1.7"],
+        /SubnetMin "172\.30\.1\.7" is invalid: must be on a \/24/,
+      ],
+      [
+        ["--network", "172.30.0.0/16", "--subnet-max", "10.0.0.0"],
+        /SubnetMax "10\.0\.0\.0" is invalid: must be inside Network/,
+      ],
+      [
+        ["--network", "172.30.0.0/16", "--vni", "16777216"],
+        /Backend\.VNI 16777216 is invalid: must be an integer between 0 and 16777215/,
+      ],
       [["--network", "172.30.0.0/16", "--port", "99999"], /Backend\.Port 99999 is invalid/],
     ];
     for (const [args, message] of bad) {
@@ -61,7 +106,11 @@ describe("trellis-agent CLI", function () {
       assert.match(result.stderr, message);
       noStack(result);
     }
-    assert.equal(await etcd.server.etcdctl("get", `${prefix}/config`, "--print-value-only"), stored, "a failed set must not overwrite");
+    assert.equal(
+      await etcd.server.etcdctl("get", `${prefix}/config`, "--print-value-only"),
+      stored,
+      "a failed set must not overwrite",
+    );
 
     const backend = await agent(["network", "set", "--backend", "udp", "--etcd-prefix", prefix]);
     assert.equal(backend.code, 2);
@@ -80,8 +129,16 @@ describe("trellis-agent CLI", function () {
     const prefix = freshPrefix();
     await agent(["network", "set", "--network", "172.30.0.0/16", "--etcd-prefix", prefix]);
     const registry = await etcd.registry(prefix);
-    await registry.createLease({ ip: (172 << 24 | 30 << 16 | 5 << 8) >>> 0, prefixLen: 24 }, { publicIp: "10.0.0.5", backendType: "vxlan", vni: 1, vtepMac: "02:00:00:00:00:05" }, await registry.grantLease(3600));
-    await registry.createLease({ ip: (172 << 24 | 30 << 16 | 9 << 8) >>> 0, prefixLen: 24 }, { publicIp: "10.0.0.9", backendType: "vxlan", vni: 1, vtepMac: "02:00:00:00:00:09" }, await registry.grantLease(3600));
+    await registry.createLease(
+      { ip: ((172 << 24) | (30 << 16) | (5 << 8)) >>> 0, prefixLen: 24 },
+      { publicIp: "10.0.0.5", backendType: "vxlan", vni: 1, vtepMac: "02:00:00:00:00:05" },
+      await registry.grantLease(3600),
+    );
+    await registry.createLease(
+      { ip: ((172 << 24) | (30 << 16) | (9 << 8)) >>> 0, prefixLen: 24 },
+      { publicIp: "10.0.0.9", backendType: "vxlan", vni: 1, vtepMac: "02:00:00:00:00:09" },
+      await registry.grantLease(3600),
+    );
     const reserve = await agent(["reserve", "172.30.200.0/24", "--public-ip", "10.0.0.200", "--etcd-prefix", prefix]);
     assert.equal(reserve.code, 0, reserve.stderr);
     await etcd.server.etcdctl("put", `${prefix}/subnets/172.30.201.0-24`, "garbage");
@@ -96,7 +153,17 @@ describe("trellis-agent CLI", function () {
     assert.match(lines[4] ?? "", /172\.30\.201\.0\/24.*invalid: value is not valid JSON/);
     assert.equal(lines[5], "* this node");
 
-    const json = await agent(["status", "-o", "json", "--etcd-prefix", prefix, "--public-ip", "10.0.0.9", "--healthz-port", "0"]);
+    const json = await agent([
+      "status",
+      "-o",
+      "json",
+      "--etcd-prefix",
+      prefix,
+      "--public-ip",
+      "10.0.0.9",
+      "--healthz-port",
+      "0",
+    ]);
     const parsed = JSON.parse(json.stdout) as { leases: Record<string, unknown>[] };
     assert.equal(parsed.leases.length, 4);
     const own = parsed.leases.find((l) => l.self === true);
@@ -120,15 +187,27 @@ describe("trellis-agent CLI", function () {
 
   it("rejects bad options by name, before touching etcd", async () => {
     const cases: [string[], Record<string, string>, RegExp][] = [
-      [["status"], { TRELLIS_ETCD_ENDPOINTS: "not a url" }, /--etcd-endpoints "not a url" is invalid: each endpoint must be a URL/],
+      [
+        ["status"],
+        { TRELLIS_ETCD_ENDPOINTS: "not a url" },
+        /--etcd-endpoints "not a url" is invalid: each endpoint must be a URL/,
+      ],
       [["status", "--etcd-endpoints", "ftp://x:1"], {}, /must use http:\/\/ or https:\/\//],
       [["status", "--etcd-prefix", "relative"], {}, /--etcd-prefix "relative" is invalid/],
-      [["status", "--etcd-cafile", "/nonexistent/ca.pem", "--etcd-endpoints", "https://127.0.0.1:2379"], {}, /--etcd-cafile "\/nonexistent\/ca\.pem" is invalid: must be a readable PEM file \(ENOENT\)/],
+      [
+        ["status", "--etcd-cafile", "/nonexistent/ca.pem", "--etcd-endpoints", "https://127.0.0.1:2379"],
+        {},
+        /--etcd-cafile "\/nonexistent\/ca\.pem" is invalid: must be a readable PEM file \(ENOENT\)/,
+      ],
       [["status", "--etcd-cafile", "/nonexistent/ca.pem"], {}, /must use https:\/\/ when TLS files/],
       [["reserve", "172.30.5.7/24", "--public-ip", "10.0.0.1"], {}, /<subnet> "172\.30\.5\.7\/24" is invalid/],
       [["reserve", "172.30.5.0/24", "--public-ip", "10.0.0"], {}, /--public-ip "10\.0\.0" is invalid/],
       [["run", "--subnet-lease-ttl", "forever"], {}, /--subnet-lease-ttl "forever" is invalid: must be a duration/],
-      [["run", "--cni-socket", "run/cni.sock"], {}, /--cni-socket "run\/cni\.sock" is invalid: must be an absolute path of at most 107 bytes/],
+      [
+        ["run", "--cni-socket", "run/cni.sock"],
+        {},
+        /--cni-socket "run\/cni\.sock" is invalid: must be an absolute path of at most 107 bytes/,
+      ],
       [["run"], { TRELLIS_CNI_SOCKET: `/run/${"s".repeat(110)}` }, /--cni-socket "\/run\/s+" is invalid/],
     ];
     for (const [args, env, message] of cases) {
@@ -151,7 +230,7 @@ describe("trellis-agent CLI", function () {
     const prefix = freshPrefix();
     await agent(["network", "set", "--network", "172.30.0.0/16", "--etcd-prefix", prefix]);
     const registry = await etcd.registry(prefix);
-    const subnet = { ip: (172 << 24 | 30 << 16 | 3 << 8) >>> 0, prefixLen: 24 };
+    const subnet = { ip: ((172 << 24) | (30 << 16) | (3 << 8)) >>> 0, prefixLen: 24 };
     await registry.createLease(subnet, { publicIp: "10.0.0.3", backendType: "vxlan" }, await registry.grantLease(3600));
 
     const taken = await agent(["reserve", "172.30.3.0/24", "--public-ip", "10.0.0.4", "--etcd-prefix", prefix]);
@@ -162,12 +241,18 @@ describe("trellis-agent CLI", function () {
     assert.equal(notReservation.code, 6);
     assert.match(notReservation.stderr, /is a lease with a TTL held by 10\.0\.0\.3, not a reservation/);
 
-    assert.equal((await agent(["reserve", "172.30.8.0/24", "--public-ip", "10.0.0.3", "--etcd-prefix", prefix])).code, 0);
+    assert.equal(
+      (await agent(["reserve", "172.30.8.0/24", "--public-ip", "10.0.0.3", "--etcd-prefix", prefix])).code,
+      0,
+    );
     const leave = await agent(["leave", "--public-ip", "10.0.0.3", "--etcd-prefix", prefix]);
     assert.equal(leave.code, 0, leave.stderr);
     assert.match(leave.stdout, /released 172\.30\.3\.0\/24 \(10\.0\.0\.3\)/);
     assert.match(leave.stdout, /kept reservation 172\.30\.8\.0\/24/);
-    assert.deepEqual((await registry.listLeases()).leases.map((l) => l.subnet.ip >>> 8 & 255), [8]);
+    assert.deepEqual(
+      (await registry.listLeases()).leases.map((l) => (l.subnet.ip >>> 8) & 255),
+      [8],
+    );
 
     const unreserve = await agent(["unreserve", "172.30.8.0/24", "--etcd-prefix", prefix]);
     assert.equal(unreserve.code, 0, unreserve.stderr);

@@ -19,7 +19,9 @@ describe("etcd over TLS with client certificates", function () {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "trellis-tls-"));
     pki = await makeTestPki(dir);
-    server = await EtcdServer.start({ tls: { caFile: pki.caFile, certFile: pki.serverCert, keyFile: pki.serverKey, clientCertAuth: true } });
+    server = await EtcdServer.start({
+      tls: { caFile: pki.caFile, certFile: pki.serverCert, keyFile: pki.serverKey, clientCertAuth: true },
+    });
   });
 
   after(async () => {
@@ -29,7 +31,12 @@ describe("etcd over TLS with client certificates", function () {
   });
 
   async function registry(options: Partial<EtcdConnectionOptions>): Promise<EtcdRegistry> {
-    const connection: EtcdConnectionOptions = { endpoints: [server!.endpoint], requestTimeoutMs: 2000, retry: false, ...options };
+    const connection: EtcdConnectionOptions = {
+      endpoints: [server!.endpoint],
+      requestTimeoutMs: 2000,
+      retry: false,
+      ...options,
+    };
     const r = new EtcdRegistry(await createEtcdClient(connection), "/tls-test/network", connection.endpoints, 2000);
     registries.push(r);
     return r;
@@ -44,19 +51,34 @@ describe("etcd over TLS with client certificates", function () {
 
   it("is refused without a client certificate", async () => {
     const r = await registry({ caFile: pki.caFile });
-    await assert.rejects(r.getNetworkConfig(), (error: unknown) => isTrellisError(error, "ETCD_UNAVAILABLE") && /TLS handshake failed/.test(error.message));
+    await assert.rejects(
+      r.getNetworkConfig(),
+      (error: unknown) => isTrellisError(error, "ETCD_UNAVAILABLE") && /TLS handshake failed/.test(error.message),
+    );
   });
 
   it("is refused when the server is not signed by the given CA, and says TLS", async () => {
     const r = await registry({ caFile: pki.otherCaFile, certFile: pki.clientCert, keyFile: pki.clientKey });
-    await assert.rejects(r.getNetworkConfig(), (error: unknown) =>
-      isTrellisError(error, "ETCD_UNAVAILABLE") && /TLS handshake failed.*unable to verify the first certificate$/.test(error.message));
+    await assert.rejects(
+      r.getNetworkConfig(),
+      (error: unknown) =>
+        isTrellisError(error, "ETCD_UNAVAILABLE") &&
+        /TLS handshake failed.*unable to verify the first certificate$/.test(error.message),
+    );
   });
 
   it("names the flag and path of an unreadable TLS file", async () => {
     await assert.rejects(
-      createEtcdClient({ endpoints: [server!.endpoint], requestTimeoutMs: 1000, retry: false, caFile: join(dir, "missing.pem") }),
-      (error: unknown) => error instanceof InvalidArgumentError && error.field === "--etcd-cafile" && /missing\.pem.*readable PEM file \(ENOENT\)/.test(error.message),
+      createEtcdClient({
+        endpoints: [server!.endpoint],
+        requestTimeoutMs: 1000,
+        retry: false,
+        caFile: join(dir, "missing.pem"),
+      }),
+      (error: unknown) =>
+        error instanceof InvalidArgumentError &&
+        error.field === "--etcd-cafile" &&
+        /missing\.pem.*readable PEM file \(ENOENT\)/.test(error.message),
     );
   });
 });

@@ -13,7 +13,10 @@ function inNamespace(ns: string): CommandRunner {
   return { run: (file, args, stdin) => processRunner.run("ip", ["netns", "exec", ns, file, ...args], stdin) };
 }
 
-for (const [name, make] of [["nftables", (r: CommandRunner): Firewall => new NftFirewall(r)], ["iptables", (r: CommandRunner): Firewall => new IptablesFirewall(r)]] as const) {
+for (const [name, make] of [
+  ["nftables", (r: CommandRunner): Firewall => new NftFirewall(r)],
+  ["iptables", (r: CommandRunner): Firewall => new IptablesFirewall(r)],
+] as const) {
   describe(`firewall: ${name}`, function () {
     this.timeout(30_000);
     const namespaces = new NamespaceSet();
@@ -24,7 +27,9 @@ for (const [name, make] of [["nftables", (r: CommandRunner): Firewall => new Nft
       ns = await namespaces.add();
       firewall = make(inNamespace(ns));
     });
-    after(async () => { await namespaces.dispose(); });
+    after(async () => {
+      await namespaces.dispose();
+    });
 
     it("installs the rules and recognises them", async () => {
       assert.equal(await firewall.check(input), false);
@@ -40,7 +45,10 @@ for (const [name, make] of [["nftables", (r: CommandRunner): Firewall => new Nft
       assert.equal(await firewall.check(moved), true);
       if (name === "iptables") {
         const { stdout } = await run("ip", ["netns", "exec", ns, "iptables-save"]);
-        assert.equal(stdout.split("\n").filter((l) => l.startsWith("-A POSTROUTING") && l.includes("TRELLIS-POSTRTG")).length, 1);
+        assert.equal(
+          stdout.split("\n").filter((l) => l.startsWith("-A POSTROUTING") && l.includes("TRELLIS-POSTRTG")).length,
+          1,
+        );
         assert.equal(stdout.split("\n").filter((l) => l.startsWith("-A TRELLIS-POSTRTG")).length, 6);
       } else {
         const { stdout } = await run("ip", ["netns", "exec", ns, "nft", "list", "ruleset"]);
@@ -50,7 +58,8 @@ for (const [name, make] of [["nftables", (r: CommandRunner): Firewall => new Nft
     });
 
     it("notices a removed rule", async () => {
-      if (name === "iptables") await run("ip", ["netns", "exec", ns, "iptables", "-t", "nat", "-D", "TRELLIS-POSTRTG", "1"]);
+      if (name === "iptables")
+        await run("ip", ["netns", "exec", ns, "iptables", "-t", "nat", "-D", "TRELLIS-POSTRTG", "1"]);
       else await run("ip", ["netns", "exec", ns, "nft", "flush", "chain", "ip", "trellis", "forward"]);
       assert.equal(await firewall.check(moved), false);
     });
@@ -60,7 +69,10 @@ for (const [name, make] of [["nftables", (r: CommandRunner): Firewall => new Nft
       await firewall.remove();
       await firewall.remove();
       assert.equal(await firewall.check(moved), false);
-      const listing = name === "iptables" ? await run("ip", ["netns", "exec", ns, "iptables-save"]) : await run("ip", ["netns", "exec", ns, "nft", "list", "ruleset"]);
+      const listing =
+        name === "iptables"
+          ? await run("ip", ["netns", "exec", ns, "iptables-save"])
+          : await run("ip", ["netns", "exec", ns, "nft", "list", "ruleset"]);
       assert.doesNotMatch(listing.stdout, /TRELLIS|trellis/);
     });
   });

@@ -9,10 +9,23 @@ const config = validateNetworkConfig({ Network: "172.30.0.0/16" });
 const attrs = { publicIp: "10.0.0.2", backendType: "vxlan", vni: 1, vtepMac: "02:00:00:00:00:02" };
 const cidr = (text: string): Cidr => parseCidr(text)!;
 
-function setup(options: { preferred?: Cidr; ttl?: number } = {}): { clock: FakeClock; registry: MemoryRegistry; keeper: LeaseKeeper; events: KeeperEvent[] } {
+function setup(options: { preferred?: Cidr; ttl?: number } = {}): {
+  clock: FakeClock;
+  registry: MemoryRegistry;
+  keeper: LeaseKeeper;
+  events: KeeperEvent[];
+} {
   const clock = new FakeClock();
   const registry = new MemoryRegistry(clock);
-  const keeper = new LeaseKeeper({ registry, clock, config, attrs, ttlSeconds: options.ttl ?? 60, preferred: options.preferred, random: () => 0 });
+  const keeper = new LeaseKeeper({
+    registry,
+    clock,
+    config,
+    attrs,
+    ttlSeconds: options.ttl ?? 60,
+    preferred: options.preferred,
+    random: () => 0,
+  });
   const events: KeeperEvent[] = [];
   keeper.events.on((event) => events.push(event));
   return { clock, registry, keeper, events };
@@ -83,7 +96,10 @@ describe("lease keeper (state machine, fake registry and clock)", () => {
     await assert.rejects(keeper.acquireOnce(), (error: unknown) => {
       assert.ok(error instanceof PoolExhaustedError);
       assert.equal(error.code, "POOL_EXHAUSTED");
-      assert.match(error.message, /no free subnet in pool 10\.9\.0\.0\/28 \(\/30 subnets 10\.9\.0\.4–10\.9\.0\.12\): 3 of 3 subnets are leased or reserved/);
+      assert.match(
+        error.message,
+        /no free subnet in pool 10\.9\.0\.0\/28 \(\/30 subnets 10\.9\.0\.4–10\.9\.0\.12\): 3 of 3 subnets are leased or reserved/,
+      );
       return true;
     });
   });

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { parseCidr } from "../../lib/src/ipv4.js";
-import { decodeLeaseValue, encodeLeaseValue, parseSubnetArg, parseSubnetKey, subnetKey } from "../src/lease/lease-codec.js";
+import {
+  decodeLeaseValue,
+  encodeLeaseValue,
+  parseSubnetArg,
+  parseSubnetKey,
+  subnetKey,
+} from "../src/lease/lease-codec.js";
 
 const subnet = parseCidr("172.30.5.0/24")!;
 
@@ -11,12 +17,20 @@ describe("lease codec", () => {
       encodeLeaseValue({ publicIp: "192.168.56.12", backendType: "vxlan", vni: 1, vtepMac: "c6:d2:32:6f:8f:44" }),
       '{"PublicIP":"192.168.56.12","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}',
     );
-    assert.equal(encodeLeaseValue({ publicIp: "10.0.0.2", backendType: "host-gw" }), '{"PublicIP":"10.0.0.2","BackendType":"host-gw"}');
+    assert.equal(
+      encodeLeaseValue({ publicIp: "10.0.0.2", backendType: "host-gw" }),
+      '{"PublicIP":"10.0.0.2","BackendType":"host-gw"}',
+    );
   });
 
   it("reads flannel's values, including ones with extra fields", () => {
-    const decoded = decodeLeaseValue('{"PublicIP":"10.0.0.2","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"C6:D2:32:6F:8F:44"}}');
-    assert.deepEqual(decoded, { ok: true, value: { publicIp: "10.0.0.2", backendType: "vxlan", vni: 1, vtepMac: "c6:d2:32:6f:8f:44" } });
+    const decoded = decodeLeaseValue(
+      '{"PublicIP":"10.0.0.2","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"C6:D2:32:6F:8F:44"}}',
+    );
+    assert.deepEqual(decoded, {
+      ok: true,
+      value: { publicIp: "10.0.0.2", backendType: "vxlan", vni: 1, vtepMac: "c6:d2:32:6f:8f:44" },
+    });
   });
 
   it("parses keys back and ignores keys that are not subnets", () => {

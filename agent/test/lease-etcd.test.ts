@@ -14,7 +14,11 @@ import { useEtcd } from "./support/etcd-fixture.js";
 const cidr = (text: string): Cidr => parseCidr(text)!;
 const config = validateNetworkConfig({ Network: "172.30.0.0/16", SubnetMax: "172.30.254.0" });
 
-function keeper(registry: SubnetRegistry, publicIp: string, options: { ttl?: number; cfg?: NetworkConfig; preferred?: Cidr } = {}): LeaseKeeper {
+function keeper(
+  registry: SubnetRegistry,
+  publicIp: string,
+  options: { ttl?: number; cfg?: NetworkConfig; preferred?: Cidr } = {},
+): LeaseKeeper {
   return new LeaseKeeper({
     registry,
     clock: systemClock,
@@ -40,21 +44,32 @@ describe("leases on a real etcd", function () {
     assert.equal(second.leaseId, first.leaseId);
     assert.equal((await registry.listLeases()).leases[0]?.modRevision, listing.leases[0]?.modRevision);
     // The key carries flannel's value and a real TTL.
-    const stored = await etcd.server.etcdctl("get", `${registry.prefix}/subnets/${formatCidr(first.subnet).replace("/", "-")}`, "--print-value-only");
-    assert.equal(stored.trim(), '{"PublicIP":"10.0.0.2","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:aa:bb:cc:dd:01"}}');
+    const stored = await etcd.server.etcdctl(
+      "get",
+      `${registry.prefix}/subnets/${formatCidr(first.subnet).replace("/", "-")}`,
+      "--print-value-only",
+    );
+    assert.equal(
+      stored.trim(),
+      '{"PublicIP":"10.0.0.2","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:aa:bb:cc:dd:01"}}',
+    );
     assert.ok(((await registry.timeToLive(first.leaseId!)) ?? 0) > 50);
   });
 
   it("a remembered subnet is taken again when free", async () => {
     const registry = await etcd.registry();
-    const lease = await keeper(registry, "10.0.0.3", { preferred: cidr("172.30.77.0/24") }).acquire(AbortSignal.timeout(10_000));
+    const lease = await keeper(registry, "10.0.0.3", { preferred: cidr("172.30.77.0/24") }).acquire(
+      AbortSignal.timeout(10_000),
+    );
     assert.equal(formatCidr(lease.subnet), "172.30.77.0/24");
   });
 
   it("honours a reservation: never given to others, used by the node it names", async () => {
     const registry = await etcd.registry();
     await reserveSubnet(registry, config, cidr("172.30.1.0/24"), "10.0.0.50");
-    const others = await Promise.all(Array.from({ length: 20 }, (_, i) => keeper(registry, `10.0.1.${i + 1}`).acquire(AbortSignal.timeout(20_000))));
+    const others = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => keeper(registry, `10.0.1.${i + 1}`).acquire(AbortSignal.timeout(20_000))),
+    );
     assert.ok(others.every((lease) => formatCidr(lease.subnet) !== "172.30.1.0/24"));
     const owner = await keeper(registry, "10.0.0.50").acquire(AbortSignal.timeout(10_000));
     assert.equal(formatCidr(owner.subnet), "172.30.1.0/24");
@@ -82,17 +97,27 @@ describe("leases on a real etcd", function () {
   it("reports an exhausted pool with its size and how many are taken", async () => {
     const registry = await etcd.registry();
     const small = validateNetworkConfig({ Network: "10.9.0.0/28" });
-    for (let i = 0; i < 3; i++) await keeper(registry, `10.2.0.${i + 1}`, { cfg: small }).acquire(AbortSignal.timeout(10_000));
-    await assert.rejects(keeper(registry, "10.2.0.9", { cfg: small }).acquireOnce(), (error: unknown) =>
-      error instanceof PoolExhaustedError && /pool 10\.9\.0\.0\/28.*3 of 3/.test(error.message));
+    for (let i = 0; i < 3; i++)
+      await keeper(registry, `10.2.0.${i + 1}`, { cfg: small }).acquire(AbortSignal.timeout(10_000));
+    await assert.rejects(
+      keeper(registry, "10.2.0.9", { cfg: small }).acquireOnce(),
+      (error: unknown) => error instanceof PoolExhaustedError && /pool 10\.9\.0\.0\/28.*3 of 3/.test(error.message),
+    );
   });
 
   for (const how of ["deleted", "revoked"] as const) {
     it(`re-acquires the same subnet after its key is ${how}, without exiting`, async () => {
       const registry = await etcd.registry();
       const k = keeper(registry, "10.0.0.7", { ttl: 30 });
-      const watcher = new PeerWatcher({ registry, clock: systemClock, publicIp: "10.0.0.7", ownSubnet: () => k.current?.subnet });
-      watcher.events.on((e) => { if (e.type === "own-removed") k.notifyOwnKeyGone(e.subnet, "deleted"); });
+      const watcher = new PeerWatcher({
+        registry,
+        clock: systemClock,
+        publicIp: "10.0.0.7",
+        ownSubnet: () => k.current?.subnet,
+      });
+      watcher.events.on((e) => {
+        if (e.type === "own-removed") k.notifyOwnKeyGone(e.subnet, "deleted");
+      });
       const events: KeeperEvent[] = [];
       k.events.on((e) => events.push(e));
       const controller = new AbortController();
@@ -103,7 +128,11 @@ describe("leases on a real etcd", function () {
         const started = Date.now();
         if (how === "deleted") await registry.deleteLease(first.subnet);
         else await registry.revoke(first.leaseId!);
-        await waitFor("re-acquired", () => k.state === "held" && k.current !== undefined && k.current.leaseId !== first.leaseId, 10_000);
+        await waitFor(
+          "re-acquired",
+          () => k.state === "held" && k.current !== undefined && k.current.leaseId !== first.leaseId,
+          10_000,
+        );
         assert.ok(Date.now() - started < 5000, "recovery should take well under 5 s");
         assert.equal(formatCidr(k.current!.subnet), formatCidr(first.subnet));
         assert.ok(events.some((e) => e.type === "lost"));
@@ -126,7 +155,9 @@ describe("leases on a real etcd", function () {
       const peer = await keeper(registry, "10.0.0.8").acquire(AbortSignal.timeout(10_000));
       await etcd.server.etcdctl("put", `${registry.prefix}/subnets/172.30.200.0-24`, "garbage");
       await waitFor("peer added", () => watcher.peers().has(formatCidr(peer.subnet)));
-      await waitFor("invalid reported", () => events.some((e) => e.type === "invalid" && formatCidr(e.subnet) === "172.30.200.0/24"));
+      await waitFor("invalid reported", () =>
+        events.some((e) => e.type === "invalid" && formatCidr(e.subnet) === "172.30.200.0/24"),
+      );
       await registry.deleteLease(peer.subnet);
       await waitFor("peer removed", () => !watcher.peers().has(formatCidr(peer.subnet)));
     } finally {
@@ -142,7 +173,13 @@ describe("leases on a real etcd", function () {
     const now = (await registry.listLeases()).revision;
     await etcd.server.etcdctl("compact", now);
     const reason = await new Promise<string>((resolve) => {
-      void registry.watchLeases(before, { updates: () => undefined, live: () => undefined, broken: (r) => { resolve(r); } });
+      void registry.watchLeases(before, {
+        updates: () => undefined,
+        live: () => undefined,
+        broken: (r) => {
+          resolve(r);
+        },
+      });
     });
     assert.equal(reason, "compacted");
   });
@@ -151,7 +188,13 @@ describe("leases on a real etcd", function () {
     this.timeout(60_000);
     const registry = await etcd.registry(undefined, { retry: true });
     const k = keeper(registry, "10.0.0.10", { ttl: 30 });
-    const watcher = new PeerWatcher({ registry, clock: systemClock, publicIp: "10.0.0.10", ownSubnet: () => k.current?.subnet, backoff: { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0.2 } });
+    const watcher = new PeerWatcher({
+      registry,
+      clock: systemClock,
+      publicIp: "10.0.0.10",
+      ownSubnet: () => k.current?.subnet,
+      backoff: { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0.2 },
+    });
     const keeperEvents: KeeperEvent[] = [];
     const watcherEvents: WatcherEvent[] = [];
     k.events.on((e) => keeperEvents.push(e));
@@ -162,13 +205,21 @@ describe("leases on a real etcd", function () {
     try {
       await waitFor("watch live", () => watcher.live);
       await etcd.server.pause();
-      await waitFor("failures noticed", () => keeperEvents.some((e) => e.type === "retrying") && watcherEvents.some((e) => e.type === "broken"), 15_000);
+      await waitFor(
+        "failures noticed",
+        () => keeperEvents.some((e) => e.type === "retrying") && watcherEvents.some((e) => e.type === "broken"),
+        15_000,
+      );
       await etcd.server.resume();
       const other = await etcd.registry(registry.prefix);
       const peer = await keeper(other, "10.0.0.11").acquire(AbortSignal.timeout(20_000));
       await waitFor("watcher back", () => watcher.live && watcher.peers().has(formatCidr(peer.subnet)), 20_000);
       const renewedAfter = keeperEvents.length;
-      await waitFor("keeper renewing again", () => keeperEvents.slice(renewedAfter).some((e) => e.type === "renewed"), 10_000);
+      await waitFor(
+        "keeper renewing again",
+        () => keeperEvents.slice(renewedAfter).some((e) => e.type === "renewed"),
+        10_000,
+      );
       assert.equal(formatCidr(k.current!.subnet), formatCidr(lease.subnet));
     } finally {
       controller.abort();
@@ -179,7 +230,11 @@ describe("leases on a real etcd", function () {
   it("translates an unreachable etcd into ETCD_UNAVAILABLE within the request deadline", async () => {
     const registry = await etcd.registry(undefined, { endpoints: ["http://127.0.0.1:1"], requestTimeoutMs: 1000 });
     const started = Date.now();
-    await assert.rejects(registry.listLeases(), (error: unknown) => isTrellisError(error, "ETCD_UNAVAILABLE") && /unreachable at http:\/\/127\.0\.0\.1:1/.test(error.message));
+    await assert.rejects(
+      registry.listLeases(),
+      (error: unknown) =>
+        isTrellisError(error, "ETCD_UNAVAILABLE") && /unreachable at http:\/\/127\.0\.0\.1:1/.test(error.message),
+    );
     assert.ok(Date.now() - started < 4000);
   });
 });

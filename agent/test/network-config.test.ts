@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { InvalidConfigError } from "../../lib/src/errors.js";
 import { formatIpv4 } from "../../lib/src/ipv4.js";
-import { formatNetworkConfig, parseNetworkConfig, poolSize, validateNetworkConfig } from "../src/config/network-config.js";
+import {
+  formatNetworkConfig,
+  parseNetworkConfig,
+  poolSize,
+  validateNetworkConfig,
+} from "../src/config/network-config.js";
 
 function rejects(raw: unknown, field: string, pattern: RegExp): void {
   assert.throws(
@@ -33,7 +38,9 @@ describe("network config", () => {
   });
 
   it("round-trips through flannel's JSON with every default written out", () => {
-    const text = formatNetworkConfig(parseNetworkConfig('{"Network":"10.5.0.0/16","SubnetLen":26,"Backend":{"Type":"host-gw"}}'));
+    const text = formatNetworkConfig(
+      parseNetworkConfig('{"Network":"10.5.0.0/16","SubnetLen":26,"Backend":{"Type":"host-gw"}}'),
+    );
     assert.deepEqual(JSON.parse(text), {
       Network: "10.5.0.0/16",
       SubnetLen: 26,
@@ -45,40 +52,101 @@ describe("network config", () => {
   });
 
   it("accepts flannel's VNI/Port 0 as the defaults and keeps explicit values", () => {
-    assert.deepEqual(validateNetworkConfig({ Network: "10.0.0.0/8", Backend: { Type: "vxlan", VNI: 0, Port: 0 } }).backend, {
-      type: "vxlan", vni: 1, port: 8472, directRouting: false,
-    });
-    assert.deepEqual(validateNetworkConfig({ Network: "10.0.0.0/8", Backend: { Type: "vxlan", VNI: 42, Port: 4789, DirectRouting: true } }).backend, {
-      type: "vxlan", vni: 42, port: 4789, directRouting: true,
-    });
+    assert.deepEqual(
+      validateNetworkConfig({ Network: "10.0.0.0/8", Backend: { Type: "vxlan", VNI: 0, Port: 0 } }).backend,
+      {
+        type: "vxlan",
+        vni: 1,
+        port: 8472,
+        directRouting: false,
+      },
+    );
+    assert.deepEqual(
+      validateNetworkConfig({
+        Network: "10.0.0.0/8",
+        Backend: { Type: "vxlan", VNI: 42, Port: 4789, DirectRouting: true },
+      }).backend,
+      {
+        type: "vxlan",
+        vni: 42,
+        port: 4789,
+        directRouting: true,
+      },
+    );
   });
 
   describe("rejects, naming field, value and what is allowed", () => {
     it("malformed JSON", () => {
       assert.throws(() => parseNetworkConfig("{Network:"), /network config "\{Network:" is invalid: must be JSON/);
     });
-    it("a non-object", () => { rejects([1], "network config", /must be a JSON object/); });
-    it("a missing Network", () => { rejects({}, "Network", /\(missing\) is invalid: is required/); });
-    it("a Network that does not parse", () => { rejects({ Network: "172.30.0.0/33" }, "Network", /"172\.30\.0\.0\/33" is invalid: must be an IPv4 CIDR/); });
-    it("a Network of the wrong type", () => { rejects({ Network: 17 }, "Network", /17 is invalid/); });
-    it("a Network with host bits", () => { rejects({ Network: "172.30.5.0/16" }, "Network", /network address is 172\.30\.0\.0\/16/); });
-    it("a Network smaller than /28", () => { rejects({ Network: "10.0.0.0/29" }, "Network", /\/28 or shorter/); });
-    it("SubnetLen above 30", () => { rejects({ Network: "10.0.0.0/16", SubnetLen: 31 }, "SubnetLen", /31 is invalid: must be between 18 and 30/); });
-    it("SubnetLen too close to the Network", () => { rejects({ Network: "10.0.0.0/16", SubnetLen: 17 }, "SubnetLen", /must be between 18 and 30/); });
-    it("SubnetLen of the wrong type", () => { rejects({ Network: "10.0.0.0/16", SubnetLen: "24" }, "SubnetLen", /"24" is invalid: must be an integer/); });
-    it("SubnetMin off the boundary", () => { rejects({ Network: "10.0.0.0/16", SubnetMin: "10.0.1.128" }, "SubnetMin", /\/24 \(SubnetLen\) boundary/); });
-    it("SubnetMax outside the Network", () => { rejects({ Network: "10.0.0.0/16", SubnetMax: "10.1.0.0" }, "SubnetMax", /inside Network 10\.0\.0\.0\/16/); });
-    it("SubnetMin that is not an address", () => { rejects({ Network: "10.0.0.0/16", SubnetMin: "ten" }, "SubnetMin", /must be an IPv4 address/); });
+    it("a non-object", () => {
+      rejects([1], "network config", /must be a JSON object/);
+    });
+    it("a missing Network", () => {
+      rejects({}, "Network", /\(missing\) is invalid: is required/);
+    });
+    it("a Network that does not parse", () => {
+      rejects({ Network: "172.30.0.0/33" }, "Network", /"172\.30\.0\.0\/33" is invalid: must be an IPv4 CIDR/);
+    });
+    it("a Network of the wrong type", () => {
+      rejects({ Network: 17 }, "Network", /17 is invalid/);
+    });
+    it("a Network with host bits", () => {
+      rejects({ Network: "172.30.5.0/16" }, "Network", /network address is 172\.30\.0\.0\/16/);
+    });
+    it("a Network smaller than /28", () => {
+      rejects({ Network: "10.0.0.0/29" }, "Network", /\/28 or shorter/);
+    });
+    it("SubnetLen above 30", () => {
+      rejects({ Network: "10.0.0.0/16", SubnetLen: 31 }, "SubnetLen", /31 is invalid: must be between 18 and 30/);
+    });
+    it("SubnetLen too close to the Network", () => {
+      rejects({ Network: "10.0.0.0/16", SubnetLen: 17 }, "SubnetLen", /must be between 18 and 30/);
+    });
+    it("SubnetLen of the wrong type", () => {
+      rejects({ Network: "10.0.0.0/16", SubnetLen: "24" }, "SubnetLen", /"24" is invalid: must be an integer/);
+    });
+    it("SubnetMin off the boundary", () => {
+      rejects({ Network: "10.0.0.0/16", SubnetMin: "10.0.1.128" }, "SubnetMin", /\/24 \(SubnetLen\) boundary/);
+    });
+    it("SubnetMax outside the Network", () => {
+      rejects({ Network: "10.0.0.0/16", SubnetMax: "10.1.0.0" }, "SubnetMax", /inside Network 10\.0\.0\.0\/16/);
+    });
+    it("SubnetMin that is not an address", () => {
+      rejects({ Network: "10.0.0.0/16", SubnetMin: "ten" }, "SubnetMin", /must be an IPv4 address/);
+    });
     it("SubnetMin above SubnetMax", () => {
-      rejects({ Network: "10.0.0.0/16", SubnetMin: "10.0.9.0", SubnetMax: "10.0.3.0" }, "SubnetMin", /not be above SubnetMax 10\.0\.3\.0/);
+      rejects(
+        { Network: "10.0.0.0/16", SubnetMin: "10.0.9.0", SubnetMax: "10.0.3.0" },
+        "SubnetMin",
+        /not be above SubnetMax 10\.0\.3\.0/,
+      );
     });
-    it("an unknown backend", () => { rejects({ Network: "10.0.0.0/16", Backend: { Type: "udp" } }, "Backend.Type", /"udp" is invalid: must be one of vxlan, host-gw/); });
-    it("a VNI out of range", () => { rejects({ Network: "10.0.0.0/16", Backend: { VNI: 16777216 } }, "Backend.VNI", /between 0 and 16777215/); });
-    it("a port out of range", () => { rejects({ Network: "10.0.0.0/16", Backend: { Port: 70000 } }, "Backend.Port", /between 0 and 65535/); });
+    it("an unknown backend", () => {
+      rejects(
+        { Network: "10.0.0.0/16", Backend: { Type: "udp" } },
+        "Backend.Type",
+        /"udp" is invalid: must be one of vxlan, host-gw/,
+      );
+    });
+    it("a VNI out of range", () => {
+      rejects({ Network: "10.0.0.0/16", Backend: { VNI: 16777216 } }, "Backend.VNI", /between 0 and 16777215/);
+    });
+    it("a port out of range", () => {
+      rejects({ Network: "10.0.0.0/16", Backend: { Port: 70000 } }, "Backend.Port", /between 0 and 65535/);
+    });
     it("DirectRouting that is not a boolean", () => {
-      rejects({ Network: "10.0.0.0/16", Backend: { DirectRouting: "yes" } }, "Backend.DirectRouting", /must be true or false/);
+      rejects(
+        { Network: "10.0.0.0/16", Backend: { DirectRouting: "yes" } },
+        "Backend.DirectRouting",
+        /must be true or false/,
+      );
     });
-    it("an unknown key (a typo)", () => { rejects({ Network: "10.0.0.0/16", SubnetLength: 24 }, "SubnetLength", /not a known field/); });
-    it("IPv6", () => { rejects({ Network: "10.0.0.0/16", EnableIPv6: true }, "EnableIPv6", /not supported/); });
+    it("an unknown key (a typo)", () => {
+      rejects({ Network: "10.0.0.0/16", SubnetLength: 24 }, "SubnetLength", /not a known field/);
+    });
+    it("IPv6", () => {
+      rejects({ Network: "10.0.0.0/16", EnableIPv6: true }, "EnableIPv6", /not supported/);
+    });
   });
 });

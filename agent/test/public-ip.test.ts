@@ -16,7 +16,11 @@ function rejects(fn: () => unknown, field: string, pattern: RegExp): void {
 
 describe("underlay and public IP", () => {
   it("defaults to the default route's interface (the Vagrant NAT trap: give --iface)", () => {
-    assert.deepEqual(chooseUnderlay({}, interfaces, "eth0"), { iface: interfaces[1], localIp: "10.0.2.15", publicIp: "10.0.2.15" });
+    assert.deepEqual(chooseUnderlay({}, interfaces, "eth0"), {
+      iface: interfaces[1],
+      localIp: "10.0.2.15",
+      publicIp: "10.0.2.15",
+    });
   });
 
   it("takes --iface by name or by one of its addresses", () => {
@@ -27,16 +31,34 @@ describe("underlay and public IP", () => {
 
   it("finds the interface of --public-ip, and accepts a NATed one with --iface", () => {
     assert.equal(chooseUnderlay({ publicIp: "192.168.56.11" }, interfaces, "eth0").iface.name, "eth1");
-    assert.deepEqual(chooseUnderlay({ iface: "eth1", publicIp: "203.0.113.7" }, interfaces, "eth0").publicIp, "203.0.113.7");
+    assert.deepEqual(
+      chooseUnderlay({ iface: "eth1", publicIp: "203.0.113.7" }, interfaces, "eth0").publicIp,
+      "203.0.113.7",
+    );
   });
 
   it("names the flag, the value and the interfaces there are", () => {
-    rejects(() => chooseUnderlay({ iface: "eth9" }, interfaces, "eth0"), "--iface", /this node has: eth0 \(10\.0\.2\.15\), eth1 \(192\.168\.56\.11, 192\.168\.56\.100\), eth2 \(no IPv4\)/);
-    rejects(() => chooseUnderlay({ iface: "eth2" }, interfaces, "eth0"), "--iface", /must have an IPv4 address; eth2 has none/);
+    rejects(
+      () => chooseUnderlay({ iface: "eth9" }, interfaces, "eth0"),
+      "--iface",
+      /this node has: eth0 \(10\.0\.2\.15\), eth1 \(192\.168\.56\.11, 192\.168\.56\.100\), eth2 \(no IPv4\)/,
+    );
+    rejects(
+      () => chooseUnderlay({ iface: "eth2" }, interfaces, "eth0"),
+      "--iface",
+      /must have an IPv4 address; eth2 has none/,
+    );
     rejects(() => chooseUnderlay({ iface: "lo" }, interfaces, "eth0"), "--iface", /loopback/);
-    rejects(() => chooseUnderlay({ publicIp: "10.9.9.9" }, interfaces, "eth0"), "--public-ip", /not on any interface.*for a NATed address also give --iface/);
+    rejects(
+      () => chooseUnderlay({ publicIp: "10.9.9.9" }, interfaces, "eth0"),
+      "--public-ip",
+      /not on any interface.*for a NATed address also give --iface/,
+    );
     rejects(() => chooseUnderlay({ publicIp: "127.0.0.1" }, interfaces, "eth0"), "--public-ip", /not loopback/);
     rejects(() => chooseUnderlay({ publicIp: "10.0.2" }, interfaces, "eth0"), "--public-ip", /must be an IPv4 address/);
-    assert.throws(() => chooseUnderlay({}, interfaces, undefined), (e: unknown) => isTrellisError(e, "NOT_FOUND") && /no IPv4 default route.*give --iface/.test(e.message));
+    assert.throws(
+      () => chooseUnderlay({}, interfaces, undefined),
+      (e: unknown) => isTrellisError(e, "NOT_FOUND") && /no IPv4 default route.*give --iface/.test(e.message),
+    );
   });
 });

@@ -5,9 +5,16 @@ import { FakeClock, settle } from "./support/fake-clock.js";
 import { MemoryRegistry } from "./support/memory-registry.js";
 
 const cidr = (text: string): Cidr => parseCidr(text)!;
-const value = (ip: string, mac = "02:00:00:00:00:01"): string => `{"PublicIP":"${ip}","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
+const value = (ip: string, mac = "02:00:00:00:00:01"): string =>
+  `{"PublicIP":"${ip}","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
 
-function setup(own: Cidr | undefined = cidr("172.30.1.0/24")): { clock: FakeClock; registry: MemoryRegistry; watcher: PeerWatcher; events: WatcherEvent[]; controller: AbortController } {
+function setup(own: Cidr | undefined = cidr("172.30.1.0/24")): {
+  clock: FakeClock;
+  registry: MemoryRegistry;
+  watcher: PeerWatcher;
+  events: WatcherEvent[];
+  controller: AbortController;
+} {
   const clock = new FakeClock();
   const registry = new MemoryRegistry(clock);
   const watcher = new PeerWatcher({ registry, clock, publicIp: "10.0.0.1", ownSubnet: () => own, random: () => 0.5 });
@@ -17,7 +24,11 @@ function setup(own: Cidr | undefined = cidr("172.30.1.0/24")): { clock: FakeCloc
 }
 
 const peerEvents = (events: WatcherEvent[]): string[] =>
-  events.flatMap((e) => (e.type === "added" || e.type === "removed" || e.type === "changed" ? [`${e.type} ${formatCidr(e.peer.subnet)}`] : []));
+  events.flatMap((e) =>
+    e.type === "added" || e.type === "removed" || e.type === "changed"
+      ? [`${e.type} ${formatCidr(e.peer.subnet)}`]
+      : [],
+  );
 
 describe("peer watcher (fake registry)", () => {
   it("lists, then follows puts and deletes; its own lease is never a peer", async () => {
@@ -32,7 +43,12 @@ describe("peer watcher (fake registry)", () => {
     registry.putRaw(cidr("172.30.9.0/24"), value("10.0.0.1"), 60); // names our IP: ours, not a peer
     registry.remove("172.30.2.0-24");
     await settle();
-    assert.deepEqual(peerEvents(events), ["added 172.30.2.0/24", "added 172.30.3.0/24", "changed 172.30.3.0/24", "removed 172.30.2.0/24"]);
+    assert.deepEqual(peerEvents(events), [
+      "added 172.30.2.0/24",
+      "added 172.30.3.0/24",
+      "changed 172.30.3.0/24",
+      "removed 172.30.2.0/24",
+    ]);
     assert.deepEqual([...watcher.peers().keys()], ["172.30.3.0/24"]);
     controller.abort();
     await running;
@@ -70,7 +86,10 @@ describe("peer watcher (fake registry)", () => {
     registry.disconnect(); // watch drops; changes happen while we cannot see them
     registry.failing = false;
     const silent = registry.watchLeases.bind(registry);
-    registry.watchLeases = (from, sink) => { registry.watchLeases = silent; return silent(from, sink); };
+    registry.watchLeases = (from, sink) => {
+      registry.watchLeases = silent;
+      return silent(from, sink);
+    };
     // Mutate the store behind the watcher's back, then compact away the history.
     const before = events.length;
     registry.entries.delete("172.30.2.0-24");
@@ -112,7 +131,10 @@ describe("peer watcher (fake registry)", () => {
     registry.putRaw(cidr("172.30.1.0/24"), value("10.0.0.66"));
     registry.remove("172.30.1.0-24");
     await settle();
-    assert.deepEqual(events.filter((e) => e.type === "own-taken" || e.type === "own-removed").map((e) => e.type), ["own-taken", "own-removed"]);
+    assert.deepEqual(
+      events.filter((e) => e.type === "own-taken" || e.type === "own-removed").map((e) => e.type),
+      ["own-taken", "own-removed"],
+    );
     assert.equal(watcher.peers().size, 0);
     controller.abort();
     await running;

@@ -43,7 +43,8 @@ const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 /** stdin beyond this is refused before parsing (a GC list of 10,000 attachments is ~1 MiB). */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** Parses stdin's JSON; decode failures are code 6, a missing or unknown version code 7 or 1. */
 export function parseConfigJson(stdin: string): Record<string, unknown> {
@@ -54,7 +55,10 @@ export function parseConfigJson(stdin: string): Record<string, unknown> {
   try {
     value = JSON.parse(stdin);
   } catch (error) {
-    throw new CniError(CniCode.DECODE_FAILURE, `the network config on stdin is not JSON: ${error instanceof Error ? error.message : String(error)}`);
+    throw new CniError(
+      CniCode.DECODE_FAILURE,
+      `the network config on stdin is not JSON: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   if (!isRecord(value)) throw new CniError(CniCode.DECODE_FAILURE, "the network config on stdin must be a JSON object");
   return value;
@@ -66,12 +70,20 @@ export function configVersion(raw: Record<string, unknown>): CniVersion {
   if (version === undefined) throw invalidConfig("cniVersion", version, `one of ${SUPPORTED_VERSIONS.join(", ")}`);
   if (!isSupportedVersion(version)) {
     const shown = typeof version === "string" ? JSON.stringify(version.slice(0, 100)) : typeof version;
-    throw new CniError(CniCode.INCOMPATIBLE_VERSION, `cniVersion ${shown} is not supported: one of ${SUPPORTED_VERSIONS.join(", ")}`);
+    throw new CniError(
+      CniCode.INCOMPATIBLE_VERSION,
+      `cniVersion ${shown} is not supported: one of ${SUPPORTED_VERSIONS.join(", ")}`,
+    );
   }
   return version;
 }
 
-function stringField(raw: Record<string, unknown>, field: string, check: (v: string) => boolean, allowed: string): string | undefined {
+function stringField(
+  raw: Record<string, unknown>,
+  field: string,
+  check: (v: string) => boolean,
+  allowed: string,
+): string | undefined {
   const value = raw[field];
   if (value === undefined) return undefined;
   if (typeof value !== "string" || !check(value)) throw invalidConfig(field, value, allowed);
@@ -85,18 +97,26 @@ function booleanField(raw: Record<string, unknown>, field: string, fallback: boo
   return value;
 }
 
-const isAbsolutePath = (p: string): boolean => p.startsWith("/") && p.length < 4096 && !p.includes("\0") && !p.split("/").includes("..");
+const isAbsolutePath = (p: string): boolean =>
+  p.startsWith("/") && p.length < 4096 && !p.includes("\0") && !p.split("/").includes("..");
 
 /**
  * A path the shim can use as it reads it — without a JSON decoder, so no quotes, backslashes or newlines — and that
  * fits sockaddr_un (107 bytes and a NUL). Shared with the agent's --cni-socket, which must name the same socket.
  */
-export const isAgentSocketPath = (p: string): boolean => isAbsolutePath(p) && Buffer.byteLength(p) <= 107 && !/["\\\n]/.test(p);
-export const AGENT_SOCKET_ALLOWED = 'an absolute path of at most 107 bytes without quotes, backslashes or newlines, or "" (off)';
+export const isAgentSocketPath = (p: string): boolean =>
+  isAbsolutePath(p) && Buffer.byteLength(p) <= 107 && !/["\\\n]/.test(p);
+export const AGENT_SOCKET_ALLOWED =
+  'an absolute path of at most 107 bytes without quotes, backslashes or newlines, or "" (off)';
 
 export function parseConfig(raw: Record<string, unknown>): PluginConfig {
   const cniVersion = configVersion(raw);
-  const name = stringField(raw, "name", (v) => v.length <= 200 && NETWORK_NAME.test(v), 'letters, digits, "_", "." and "-", at most 200');
+  const name = stringField(
+    raw,
+    "name",
+    (v) => v.length <= 200 && NETWORK_NAME.test(v),
+    'letters, digits, "_", "." and "-", at most 200',
+  );
   if (name === undefined) throw invalidConfig("name", undefined, "the network name (a string)");
   const type = stringField(raw, "type", (v) => v.length > 0 && v.length <= 200, "the plugin type, a string");
   if (type === undefined) throw invalidConfig("type", undefined, 'the plugin type, "trellis"');
@@ -105,24 +125,38 @@ export function parseConfig(raw: Record<string, unknown>): PluginConfig {
     name,
     type,
     subnetFile: stringField(raw, "subnetFile", isAbsolutePath, "an absolute path without '..'") ?? DEFAULT_SUBNET_FILE,
-    dataDir: stringField(raw, "dataDir", isAbsolutePath, "an absolute path without '..'") ?? `${DEFAULT_DATA_ROOT}/${name}`,
-    bridge: stringField(raw, "bridge", isValidIfname, "an interface name of 1-15 bytes without '/', ':' or whitespace") ?? "cni0",
-    agentSocket: stringField(raw, "agentSocket", (v) => v === "" || isAgentSocketPath(v), AGENT_SOCKET_ALLOWED) ?? DEFAULT_AGENT_SOCKET,
+    dataDir:
+      stringField(raw, "dataDir", isAbsolutePath, "an absolute path without '..'") ?? `${DEFAULT_DATA_ROOT}/${name}`,
+    bridge:
+      stringField(raw, "bridge", isValidIfname, "an interface name of 1-15 bytes without '/', ':' or whitespace") ??
+      "cni0",
+    agentSocket:
+      stringField(raw, "agentSocket", (v) => v === "" || isAgentSocketPath(v), AGENT_SOCKET_ALLOWED) ??
+      DEFAULT_AGENT_SOCKET,
     hairpinMode: booleanField(raw, "hairpinMode", true),
     isDefaultGateway: booleanField(raw, "isDefaultGateway", true),
     dns: parseDns(raw.dns),
   };
   const mtu = raw.mtu;
   if (mtu !== undefined) {
-    if (typeof mtu !== "number" || !Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw invalidConfig("mtu", mtu, "an integer between 68 and 65535");
+    if (typeof mtu !== "number" || !Number.isInteger(mtu) || mtu < 68 || mtu > 65535)
+      throw invalidConfig("mtu", mtu, "an integer between 68 and 65535");
     config.mtu = mtu;
   }
   // flannel's delegate config: we always own the gateway and never masquerade per pod (the agent does, per node).
   if (!booleanField(raw, "isGateway", true)) {
-    throw new CniError(CniCode.UNSUPPORTED_FIELD, "config field isGateway false is not supported: the bridge always carries the gateway", "isGateway");
+    throw new CniError(
+      CniCode.UNSUPPORTED_FIELD,
+      "config field isGateway false is not supported: the bridge always carries the gateway",
+      "isGateway",
+    );
   }
   if (booleanField(raw, "ipMasq", false)) {
-    throw new CniError(CniCode.UNSUPPORTED_FIELD, "config field ipMasq true is not supported: the agent masquerades per node", "ipMasq");
+    throw new CniError(
+      CniCode.UNSUPPORTED_FIELD,
+      "config field ipMasq true is not supported: the agent masquerades per node",
+      "ipMasq",
+    );
   }
   if (raw.prevResult !== undefined) config.prevResult = raw.prevResult;
   const attachments = raw["cni.dev/valid-attachments"] ?? raw["cni.dev/attachments"];
@@ -138,7 +172,8 @@ function parseDns(value: unknown): Dns {
   const strings = (key: "nameservers" | "search" | "options"): void => {
     const list = value[key];
     if (list === undefined) return;
-    if (!Array.isArray(list) || !list.every((s) => typeof s === "string")) throw invalidConfig(`dns.${key}`, list, "an array of strings");
+    if (!Array.isArray(list) || !list.every((s) => typeof s === "string"))
+      throw invalidConfig(`dns.${key}`, list, "an array of strings");
     dns[key] = list.map(String);
   };
   strings("nameservers");
@@ -159,7 +194,12 @@ function parseAttachments(value: unknown): Attachment[] {
       throw invalidConfig(`${field}[${n}]`, item, "an object {containerID, ifname} of strings");
     }
     // Only compared with reservations, never used as a path: any string of a sane length will do.
-    if (item.containerID.length > 1024 || item.ifname.length > 64) throw invalidConfig(`${field}[${n}]`, item, "a container ID of at most 1024 and an ifname of at most 64 characters");
+    if (item.containerID.length > 1024 || item.ifname.length > 64)
+      throw invalidConfig(
+        `${field}[${n}]`,
+        item,
+        "a container ID of at most 1024 and an ifname of at most 64 characters",
+      );
     return { containerId: item.containerID, ifname: item.ifname };
   });
 }

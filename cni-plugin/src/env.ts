@@ -20,7 +20,13 @@ export interface Attachment {
 
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const MAX_CONTAINER_ID = 256;
-const KNOWN_ARGS = new Set(["IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"]);
+const KNOWN_ARGS = new Set([
+  "IgnoreUnknown",
+  "K8S_POD_NAMESPACE",
+  "K8S_POD_NAME",
+  "K8S_POD_INFRA_CONTAINER_ID",
+  "K8S_POD_UID",
+]);
 
 export function isValidContainerId(id: string): boolean {
   return id.length <= MAX_CONTAINER_ID && CONTAINER_ID.test(id);
@@ -28,7 +34,14 @@ export function isValidContainerId(id: string): boolean {
 
 /** A Linux interface name: 1–15 bytes, not "." or "..", no "/", ":" or whitespace. */
 export function isValidIfname(name: string): boolean {
-  return name.length > 0 && Buffer.byteLength(name) <= 15 && name !== "." && name !== ".." && !/[/:\s]/.test(name) && !name.includes("\0");
+  return (
+    name.length > 0 &&
+    Buffer.byteLength(name) <= 15 &&
+    name !== "." &&
+    name !== ".." &&
+    !/[/:\s]/.test(name) &&
+    !name.includes("\0")
+  );
 }
 
 export function parseCommand(env: Readonly<Record<string, string | undefined>>): Command {
@@ -54,22 +67,36 @@ export function parseInvocation(env: Readonly<Record<string, string | undefined>
   if (missing.length > 0) {
     throw new CniError(CniCode.INVALID_ENV, `${command} needs ${missing.join(", ")}: missing or empty`);
   }
-  const invocation: Invocation = { command, args: parseArgs(env.CNI_ARGS), path: (env.CNI_PATH ?? "").split(":").filter((p) => p !== "") };
+  const invocation: Invocation = {
+    command,
+    args: parseArgs(env.CNI_ARGS),
+    path: (env.CNI_PATH ?? "").split(":").filter((p) => p !== ""),
+  };
   const containerId = env.CNI_CONTAINERID;
   if (containerId !== undefined && containerId !== "") {
     if (!isValidContainerId(containerId)) {
-      throw invalidEnv("CNI_CONTAINERID", containerId, `letters, digits, "_", "." and "-", starting with a letter or digit, at most ${MAX_CONTAINER_ID} characters`);
+      throw invalidEnv(
+        "CNI_CONTAINERID",
+        containerId,
+        `letters, digits, "_", "." and "-", starting with a letter or digit, at most ${MAX_CONTAINER_ID} characters`,
+      );
     }
     invocation.containerId = containerId;
   }
   const ifname = env.CNI_IFNAME;
   if (ifname !== undefined && ifname !== "") {
-    if (!isValidIfname(ifname)) throw invalidEnv("CNI_IFNAME", ifname, 'an interface name of 1-15 bytes, not "." or "..", without "/", ":" or whitespace');
+    if (!isValidIfname(ifname))
+      throw invalidEnv(
+        "CNI_IFNAME",
+        ifname,
+        'an interface name of 1-15 bytes, not "." or "..", without "/", ":" or whitespace',
+      );
     invocation.ifname = ifname;
   }
   const netns = env.CNI_NETNS;
   if (netns !== undefined && netns !== "") {
-    if (!netns.startsWith("/") || netns.length > 4096 || netns.includes("\0")) throw invalidEnv("CNI_NETNS", netns, "an absolute path such as /run/netns/<name>");
+    if (!netns.startsWith("/") || netns.length > 4096 || netns.includes("\0"))
+      throw invalidEnv("CNI_NETNS", netns, "an absolute path such as /run/netns/<name>");
     invocation.netns = netns;
   }
   return invocation;
@@ -88,7 +115,11 @@ export function parseArgs(text: string | undefined): Map<string, string> {
   if (ignore !== "1" && ignore !== "true") {
     const unknown = [...args.keys()].find((key) => !KNOWN_ARGS.has(key));
     if (unknown !== undefined) {
-      throw new CniError(CniCode.UNSUPPORTED_FIELD, `CNI_ARGS key ${JSON.stringify(unknown)} is not supported (set IgnoreUnknown=1 to ignore unknown keys)`, unknown);
+      throw new CniError(
+        CniCode.UNSUPPORTED_FIELD,
+        `CNI_ARGS key ${JSON.stringify(unknown)} is not supported (set IgnoreUnknown=1 to ignore unknown keys)`,
+        unknown,
+      );
     }
   }
   return args;

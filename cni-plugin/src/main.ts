@@ -40,7 +40,10 @@ async function main(): Promise<void> {
   try {
     const stdin = readStdin();
     if (stdin === undefined) {
-      const error = new CniError(CniCode.DECODE_FAILURE, `the network config on stdin is larger than ${MAX_CONFIG_BYTES} bytes`);
+      const error = new CniError(
+        CniCode.DECODE_FAILURE,
+        `the network config on stdin is larger than ${MAX_CONFIG_BYTES} bytes`,
+      );
       ({ stdout, exitCode } = { stdout: errorJson(error, LATEST_VERSION), exitCode: 1 });
     } else {
       ({ stdout, exitCode } = await runPlugin({ env: process.env, stdin, deps: realDeps }));

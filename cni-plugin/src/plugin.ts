@@ -11,7 +11,13 @@ import { errorJson, toCniError } from "./cni-error.js";
 import { parseConfig, parseConfigJson } from "./config.js";
 import type { PluginDeps } from "./deps.js";
 import { parseCommand, parseInvocation } from "./env.js";
-import { isSupportedVersion, LATEST_VERSION, requireCommandInVersion, versionAnswer, type Command } from "./versions.js";
+import {
+  isSupportedVersion,
+  LATEST_VERSION,
+  requireCommandInVersion,
+  versionAnswer,
+  type Command,
+} from "./versions.js";
 
 export interface PluginRun {
   env: Readonly<Record<string, string | undefined>>;
@@ -24,7 +30,13 @@ export interface PluginOutcome {
   exitCode: number;
 }
 
-const HANDLERS: Record<Exclude<Command, "VERSION">, (context: CommandContext) => Promise<string>> = { ADD: add, DEL: del, CHECK: check, GC: gc, STATUS: status };
+const HANDLERS: Record<Exclude<Command, "VERSION">, (context: CommandContext) => Promise<string>> = {
+  ADD: add,
+  DEL: del,
+  CHECK: check,
+  GC: gc,
+  STATUS: status,
+};
 
 export async function runPlugin({ env, stdin, deps }: PluginRun): Promise<PluginOutcome> {
   let version: string = LATEST_VERSION;

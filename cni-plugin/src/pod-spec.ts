@@ -8,8 +8,16 @@ import type { NodeLease } from "./subnet.js";
 import { hostVethName } from "./wiring/host-veth-name.js";
 import type { PodNetworkSpec, WiredPod } from "./wiring/pod-network.js";
 
-export function podNetworkSpec(config: PluginConfig, lease: NodeLease, attachment: Attachment, netns: string, podIp: number): PodNetworkSpec {
-  const route = config.isDefaultGateway ? { dst: "0.0.0.0", prefixLen: 0 } : { dst: formatIpv4(lease.network.ip), prefixLen: lease.network.prefixLen };
+export function podNetworkSpec(
+  config: PluginConfig,
+  lease: NodeLease,
+  attachment: Attachment,
+  netns: string,
+  podIp: number,
+): PodNetworkSpec {
+  const route = config.isDefaultGateway
+    ? { dst: "0.0.0.0", prefixLen: 0 }
+    : { dst: formatIpv4(lease.network.ip), prefixLen: lease.network.prefixLen };
   return {
     bridge: config.bridge,
     bridgeMac: gatewayMac(lease.gateway),
@@ -47,9 +55,16 @@ export function addResult(spec: PodNetworkSpec, wired: WiredPod, dns: CniResult[
     return out;
   };
   return {
-    interfaces: [iface(spec.bridge, wired.bridge.mac), iface(spec.hostVeth, wired.host.mac), iface(spec.ifname, wired.pod.mac, spec.netns)],
+    interfaces: [
+      iface(spec.bridge, wired.bridge.mac),
+      iface(spec.hostVeth, wired.host.mac),
+      iface(spec.ifname, wired.pod.mac, spec.netns),
+    ],
     ips: [{ address: `${spec.podIp}/${spec.prefixLen}`, gateway: spec.gateway, interface: 2 }],
-    routes: spec.routes.map((r) => ({ dst: formatCidr({ ip: parseIpv4(r.dst) ?? 0, prefixLen: r.prefixLen }), gw: spec.gateway })),
+    routes: spec.routes.map((r) => ({
+      dst: formatCidr({ ip: parseIpv4(r.dst) ?? 0, prefixLen: r.prefixLen }),
+      gw: spec.gateway,
+    })),
     dns,
   };
 }
@@ -59,7 +74,10 @@ export function mergeResults(previous: CniResult, ours: CniResult): CniResult {
   const offset = previous.interfaces.length;
   return {
     interfaces: [...previous.interfaces, ...ours.interfaces],
-    ips: [...previous.ips, ...ours.ips.map((ip) => (ip.interface === undefined ? ip : { ...ip, interface: ip.interface + offset }))],
+    ips: [
+      ...previous.ips,
+      ...ours.ips.map((ip) => (ip.interface === undefined ? ip : { ...ip, interface: ip.interface + offset })),
+    ],
     routes: [...previous.routes, ...ours.routes],
     dns: Object.keys(ours.dns).length > 0 ? ours.dns : previous.dns,
   };

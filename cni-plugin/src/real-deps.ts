@@ -22,14 +22,20 @@ export const realDeps: PluginDeps = {
       return await openKernel(netns);
     } catch (error) {
       const code = (error as { code?: unknown }).code;
-      if (code === "NOT_FOUND") throw new CniError(CniCode.UNKNOWN_CONTAINER, `CNI_NETNS ${JSON.stringify(netns)} does not exist`, "", { cause: error });
+      if (code === "NOT_FOUND")
+        throw new CniError(CniCode.UNKNOWN_CONTAINER, `CNI_NETNS ${JSON.stringify(netns)} does not exist`, "", {
+          cause: error,
+        });
       if (code === "INVALID_ARGUMENT" || code === "IO") {
-        throw new CniError(CniCode.INVALID_ENV, `CNI_NETNS ${JSON.stringify(netns)} is not a network namespace`, "", { cause: error });
+        throw new CniError(CniCode.INVALID_ENV, `CNI_NETNS ${JSON.stringify(netns)} is not a network namespace`, "", {
+          cause: error,
+        });
       }
       throw error;
     }
   },
-  store: (dataDir) => new FileReservationStore(dataDir, { timeoutMs: LOCK_TIMEOUT_MS, sleep: (ms) => sleep(ms), now: () => Date.now() }),
+  store: (dataDir) =>
+    new FileReservationStore(dataDir, { timeoutMs: LOCK_TIMEOUT_MS, sleep: (ms) => sleep(ms), now: () => Date.now() }),
   readFile: (path) => {
     try {
       return readFileSync(path, "utf8");

@@ -62,7 +62,8 @@ export function formatResult(result: CniResult, version: CniVersion): Record<str
   };
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 function bad(field: string, allowed: string): CniError {
   return new CniError(CniCode.INVALID_CONFIG, `config field prevResult.${field} is invalid: ${allowed}`);
@@ -102,7 +103,8 @@ export function parsePrevResult(value: unknown): CniResult {
     const gateway = optionalString(item, "gateway", `ips[${n}].gateway`);
     if (gateway !== undefined) out.gateway = gateway;
     if (item.interface !== undefined) {
-      if (typeof item.interface !== "number" || !Number.isInteger(item.interface) || item.interface < 0) throw bad(`ips[${n}].interface`, "an index");
+      if (typeof item.interface !== "number" || !Number.isInteger(item.interface) || item.interface < 0)
+        throw bad(`ips[${n}].interface`, "an index");
       out.interface = item.interface;
     }
     return out;

@@ -18,10 +18,18 @@ export function readLease(deps: Pick<PluginDeps, "readFile">, path: string): Nod
   } catch (error) {
     if (error instanceof CniError) throw error;
     const code = (error as { code?: unknown }).code;
-    throw new CniError(CniCode.IO_FAILURE, `cannot read ${path}: ${typeof code === "string" ? code : String(error)}`, "", { cause: error });
+    throw new CniError(
+      CniCode.IO_FAILURE,
+      `cannot read ${path}: ${typeof code === "string" ? code : String(error)}`,
+      "",
+      { cause: error },
+    );
   }
   if (text === undefined) {
-    throw new CniError(CniCode.TRY_AGAIN_LATER, `${path} does not exist yet: the trellis agent has not leased a subnet for this node`);
+    throw new CniError(
+      CniCode.TRY_AGAIN_LATER,
+      `${path} does not exist yet: the trellis agent has not leased a subnet for this node`,
+    );
   }
   const parsed = parseSubnetEnv(text);
   if (!parsed.ok) throw new CniError(CniCode.SUBNET_ENV_INVALID, `${path} is malformed: ${parsed.error}`);
@@ -29,7 +37,10 @@ export function readLease(deps: Pick<PluginDeps, "readFile">, path: string): Nod
   const subnet = canonical(gatewayCidr);
   const lease: NodeLease = { network: canonical(network), subnet, gateway: gatewayCidr.ip, mtu };
   if (!containsCidr(lease.network, subnet)) {
-    throw new CniError(CniCode.SUBNET_ENV_INVALID, `${path} is malformed: FLANNEL_SUBNET ${formatCidr(gatewayCidr)} is outside FLANNEL_NETWORK ${formatCidr(network)}`);
+    throw new CniError(
+      CniCode.SUBNET_ENV_INVALID,
+      `${path} is malformed: FLANNEL_SUBNET ${formatCidr(gatewayCidr)} is outside FLANNEL_NETWORK ${formatCidr(network)}`,
+    );
   }
   if (subnet.prefixLen > 30 || !isAssignable({ subnet, gateway: -1 }, gatewayCidr.ip)) {
     throw new CniError(

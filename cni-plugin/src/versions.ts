@@ -17,13 +17,23 @@ export function atLeast(version: CniVersion, minimum: CniVersion): boolean {
   return SUPPORTED_VERSIONS.indexOf(version) >= SUPPORTED_VERSIONS.indexOf(minimum);
 }
 
-const MINIMUM: Record<Command, CniVersion> = { ADD: "0.3.0", DEL: "0.3.0", VERSION: "0.3.0", CHECK: "0.4.0", GC: "1.1.0", STATUS: "1.1.0" };
+const MINIMUM: Record<Command, CniVersion> = {
+  ADD: "0.3.0",
+  DEL: "0.3.0",
+  VERSION: "0.3.0",
+  CHECK: "0.4.0",
+  GC: "1.1.0",
+  STATUS: "1.1.0",
+};
 
 /** CHECK exists from 0.4.0, GC and STATUS from 1.1.0: a config of an older version cannot ask for them (code 1). */
 export function requireCommandInVersion(command: Command, version: CniVersion): void {
   const minimum = MINIMUM[command];
   if (!atLeast(version, minimum)) {
-    throw new CniError(CniCode.INCOMPATIBLE_VERSION, `${command} needs cniVersion ${minimum} or later; the config has ${version}`);
+    throw new CniError(
+      CniCode.INCOMPATIBLE_VERSION,
+      `${command} needs cniVersion ${minimum} or later; the config has ${version}`,
+    );
   }
 }
 

@@ -24,10 +24,20 @@ describe("cni plugin: chained with portmap through a libcni-like runtime", funct
 
   before(async () => {
     client = await f.namespaces.add();
-    await f.namespaces.link({ ns: f.nodeNs, ifname: "ext0", cidr: `${NODE_IP}/24` }, { ns: client, ifname: "ext0", cidr: "10.77.0.2/24" });
+    await f.namespaces.link(
+      { ns: f.nodeNs, ifname: "ext0", cidr: `${NODE_IP}/24` },
+      { ns: client, ifname: "ext0", cidr: "10.77.0.2/24" },
+    );
     cacheDir = await mkdtemp(join(tmpdir(), "trellis-cni-cache-"));
-    list = nodeConflist(await readConflist(resolve(REPO_ROOT, "deploy/cni/10-trellis.conflist")), { subnetFile: f.subnetFile, dataDir: f.dataDir });
-    runtime = new CniRuntime({ binDirs: [resolve(REPO_ROOT, "cni-plugin/bin"), "/usr/lib/cni"], cacheDir, nodeNetns: f.nodeNs });
+    list = nodeConflist(await readConflist(resolve(REPO_ROOT, "deploy/cni/10-trellis.conflist")), {
+      subnetFile: f.subnetFile,
+      dataDir: f.dataDir,
+    });
+    runtime = new CniRuntime({
+      binDirs: [resolve(REPO_ROOT, "cni-plugin/bin"), "/usr/lib/cni"],
+      cacheDir,
+      nodeNetns: f.nodeNs,
+    });
   });
 
   after(async () => {
@@ -36,14 +46,31 @@ describe("cni plugin: chained with portmap through a libcni-like runtime", funct
 
   it("ADD → portmap gets our result as prevResult and passes it on; a hostPort reaches the pod; CHECK; DEL cleans both", async () => {
     const pod = await f.pod();
-    const rt = { containerId: pod, netns: `/run/netns/${pod}`, ifname: "eth0", capabilityArgs: { portMappings: [{ hostPort: HOST_PORT, containerPort: 8080, protocol: "tcp" }] } };
-    const server = start("pod-server", "ip", ["netns", "exec", pod, process.execPath, "-e", "require('net').createServer((s) => s.end('hello from the pod')).listen(8080, () => console.log('ready'))"]);
+    const rt = {
+      containerId: pod,
+      netns: `/run/netns/${pod}`,
+      ifname: "eth0",
+      capabilityArgs: { portMappings: [{ hostPort: HOST_PORT, containerPort: 8080, protocol: "tcp" }] },
+    };
+    const server = start("pod-server", "ip", [
+      "netns",
+      "exec",
+      pod,
+      process.execPath,
+      "-e",
+      "require('net').createServer((s) => s.end('hello from the pod')).listen(8080, () => console.log('ready'))",
+    ]);
     try {
       const result = await runtime.add(list, rt);
       assert.equal(result.cniVersion, "1.0.0");
       assert.match(String((result.ips as { address: string }[])[0]?.address), /^172\.30\.5\.\d+\/24$/);
-      assert.deepEqual((result.interfaces as { name: string }[]).map((i) => i.name).filter((n) => n === "cni0" || n === "eth0"), ["cni0", "eth0"]);
-      const cached = JSON.parse(await readFile(join(cacheDir, "results", `${list.name}-${pod}-eth0`), "utf8")) as { result: unknown };
+      assert.deepEqual(
+        (result.interfaces as { name: string }[]).map((i) => i.name).filter((n) => n === "cni0" || n === "eth0"),
+        ["cni0", "eth0"],
+      );
+      const cached = JSON.parse(await readFile(join(cacheDir, "results", `${list.name}-${pod}-eth0`), "utf8")) as {
+        result: unknown;
+      };
       assert.deepEqual(cached.result, result, "the runtime cached the chain's final result");
       const nat = await inNetns(f.nodeNs, "iptables", ["-t", "nat", "-S"]);
       assert.match(nat.stdout, new RegExp(`--dport ${HOST_PORT}`), "portmap installed its DNAT");
@@ -73,18 +100,25 @@ describe("cni plugin: chained with portmap through a libcni-like runtime", funct
     // A stand-in third plugin that refuses every ADD and accepts DEL, as a broken chained plugin would.
     const binDir = join(cacheDir, "bin");
     await mkdir(binDir, { recursive: true });
-    const failing = '#!/bin/sh\ncat >/dev/null\nif [ "$CNI_COMMAND" = ADD ]; then echo \'{"cniVersion":"1.0.0","code":999,"msg":"refused"}\'; exit 1; fi\n';
+    const failing =
+      '#!/bin/sh\ncat >/dev/null\nif [ "$CNI_COMMAND" = ADD ]; then echo \'{"cniVersion":"1.0.0","code":999,"msg":"refused"}\'; exit 1; fi\n';
     await writeFile(join(binDir, "refuse-add"), failing, { mode: 0o755 });
     const failingRuntime = new CniRuntime({ ...runtime.options, binDirs: [...runtime.options.binDirs, binDir] });
     const failingList: ConfList = { ...list, plugins: [...list.plugins, { type: "refuse-add" }] };
     const pod = await f.pod();
     const rt = { containerId: pod, netns: `/run/netns/${pod}`, ifname: "eth0" };
-    await assert.rejects(failingRuntime.add(failingList, rt), (error: unknown) => error instanceof CniPluginError && error.plugin === "refuse-add" && error.msg === "refused");
+    await assert.rejects(
+      failingRuntime.add(failingList, rt),
+      (error: unknown) => error instanceof CniPluginError && error.plugin === "refuse-add" && error.msg === "refused",
+    );
     assert.deepEqual(await f.reservations(), [], "our plugin's DEL ran");
     assert.deepEqual(await f.hostVeths(), []);
     assert.equal(await failingRuntime.cachedResult(failingList, rt), undefined);
     const missing = { containerId: "failing", netns: "/run/netns/trellis-missing-ns", ifname: "eth0" };
-    await assert.rejects(runtime.add(list, missing), (error: unknown) => error instanceof CniPluginError && error.plugin === "trellis" && error.code === 3);
+    await assert.rejects(
+      runtime.add(list, missing),
+      (error: unknown) => error instanceof CniPluginError && error.plugin === "trellis" && error.code === 3,
+    );
     assert.deepEqual(await f.reservations(), []);
   });
 
@@ -96,7 +130,10 @@ describe("cni plugin: chained with portmap through a libcni-like runtime", funct
     await runtime.status(list11);
     await runtime.gc(list11, [{ containerId: pods[0] ?? "", ifname: "eth0" }]);
     assert.equal((await f.reservations()).length, 1);
-    assert.deepEqual((await runtime.cachedAttachments(list11)).map((a) => a.containerId), [pods[0]]);
+    assert.deepEqual(
+      (await runtime.cachedAttachments(list11)).map((a) => a.containerId),
+      [pods[0]],
+    );
     await runtime.gc(list11, []);
     assert.deepEqual(await runtime.cachedAttachments(list11), []);
     assert.deepEqual(await f.reservations(), []);
@@ -104,7 +141,14 @@ describe("cni plugin: chained with portmap through a libcni-like runtime", funct
   });
 
   it("lab pods: createPod / listPods / deletePod on a node, pods reach each other through the bridge", async () => {
-    const node: PodNode = { netns: f.nodeNs, subnetFile: f.subnetFile, dataDir: f.dataDir, cacheDir, binDirs: [resolve(REPO_ROOT, "cni-plugin/bin"), "/usr/lib/cni"], conflist: list };
+    const node: PodNode = {
+      netns: f.nodeNs,
+      subnetFile: f.subnetFile,
+      dataDir: f.dataDir,
+      cacheDir,
+      binDirs: [resolve(REPO_ROOT, "cni-plugin/bin"), "/usr/lib/cni"],
+      conflist: list,
+    };
     const names = [uniqueName("p"), uniqueName("p")];
     try {
       const a = await createPod(node, names[0] ?? "");
@@ -116,7 +160,11 @@ describe("cni plugin: chained with portmap through a libcni-like runtime", funct
       assert.deepEqual(await listPods(node), []);
       assert.deepEqual(await f.reservations(), []);
     } finally {
-      for (const name of names) await ipIn(name, "link").then(() => run("ip", ["netns", "del", name]), () => undefined);
+      for (const name of names)
+        await ipIn(name, "link").then(
+          () => run("ip", ["netns", "del", name]),
+          () => undefined,
+        );
     }
   });
 });

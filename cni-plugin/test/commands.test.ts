@@ -33,7 +33,10 @@ describe("cni plugin: commands × spec versions (real executable)", function () 
   it("VERSION answers every supported version, without stdin", async () => {
     const out = await f.invoke("VERSION", { config: "" });
     assert.equal(out.code, 0, out.stdout);
-    assert.deepEqual(out.json, { cniVersion: "1.1.0", supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] });
+    assert.deepEqual(out.json, {
+      cniVersion: "1.1.0",
+      supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    });
   });
 
   for (const version of VERSIONS) {
@@ -72,11 +75,21 @@ describe("cni plugin: commands × spec versions (real executable)", function () 
         assert.equal(checked.stdout, "");
       }
       for (const command of ["GC", "STATUS"]) {
-        const out = await f.invoke(command, { config: { ...config, "cni.dev/valid-attachments": [{ containerID: pod, ifname: "eth0" }] } });
+        const out = await f.invoke(command, {
+          config: { ...config, "cni.dev/valid-attachments": [{ containerID: pod, ifname: "eth0" }] },
+        });
         if (version === "1.1.0") assert.equal(out.code, 0, `${command}: ${out.stdout}`);
-        else assert.deepEqual([out.code, out.json?.code, out.json?.cniVersion], [1, 1, version], `${command} in ${version}`);
+        else
+          assert.deepEqual(
+            [out.code, out.json?.code, out.json?.cniVersion],
+            [1, 1, version],
+            `${command} in ${version}`,
+          );
       }
-      const del = await f.invoke("DEL", { ...env, config: version >= "0.4.0" ? { ...config, prevResult: result } : config });
+      const del = await f.invoke("DEL", {
+        ...env,
+        config: version >= "0.4.0" ? { ...config, prevResult: result } : config,
+      });
       assert.equal(del.code, 0, del.stdout);
       assert.deepEqual(await f.reservations(), []);
       assert.deepEqual(await f.hostVeths(), []);
@@ -92,7 +105,10 @@ describe("cni plugin: commands × spec versions (real executable)", function () 
     assert.equal(bridge.address, "0a:58:ac:1e:05:01", "a fixed MAC derived from the gateway");
     assert.ok(bridge.flags.includes("UP"));
     const [bridgeAddr] = await ipJson<IpAddr[]>(f.nodeNs, "addr", "show", "cni0");
-    assert.deepEqual(bridgeAddr?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`), ["172.30.5.1/24"]);
+    assert.deepEqual(
+      bridgeAddr?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`),
+      ["172.30.5.1/24"],
+    );
     const [host] = await ipJson<IpLink[]>(f.nodeNs, "-d", "link", "show", hostVeth);
     assert.equal(host?.master, "cni0");
     assert.equal(host.mtu, 1450);
@@ -103,9 +119,15 @@ describe("cni plugin: commands × spec versions (real executable)", function () 
     assert.ok(podLink.flags.includes("UP"));
     const [podAddr] = await ipJson<IpAddr[]>(pod, "addr", "show", "eth0");
     const address = (result.ips as { address: string }[])[0]?.address;
-    assert.deepEqual(podAddr?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`), [address]);
+    assert.deepEqual(
+      podAddr?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`),
+      [address],
+    );
     const routes = await ipJson<IpRoute[]>(pod, "route", "show");
-    assert.ok(routes.some((r) => r.dst === "default" && r.gateway === "172.30.5.1" && r.dev === "eth0"), JSON.stringify(routes));
+    assert.ok(
+      routes.some((r) => r.dst === "default" && r.gateway === "172.30.5.1" && r.dev === "eth0"),
+      JSON.stringify(routes),
+    );
     const { stdout } = await inNetns(f.nodeNs, "cat", ["/proc/sys/net/ipv4/ip_forward"]);
     assert.equal(stdout.trim(), "1");
     await f.invoke("DEL", { containerId: pod, ifname: "eth0" });
@@ -126,7 +148,12 @@ describe("cni plugin: commands × spec versions (real executable)", function () 
     const routes = await ipJson<IpRoute[]>(pod, "route", "show");
     assert.ok(!routes.some((r) => r.dst === "default"), JSON.stringify(routes));
     assert.ok(routes.some((r) => r.dst === "172.30.0.0/16" && r.gateway === "172.30.5.1"));
-    const check = await f.invoke("CHECK", { containerId: pod, netns: pod, ifname: "eth0", config: { ...config, prevResult: result } });
+    const check = await f.invoke("CHECK", {
+      containerId: pod,
+      netns: pod,
+      ifname: "eth0",
+      config: { ...config, prevResult: result },
+    });
     assert.equal(check.code, 0, check.stdout);
     assert.equal((await f.invoke("DEL", { containerId: pod, ifname: "eth0", config })).code, 0);
     await ipIn(f.nodeNs, "link", "del", "trbr0");
@@ -159,9 +186,14 @@ describe("cni plugin: commands × spec versions (real executable)", function () 
       assert.deepEqual([status.code, status.json?.code], [1, 51], status.stdout);
       const after = await f.add(pod);
       assert.match(String((after.ips as { address: string }[])[0]?.address), /^172\.30\.9\.\d+\/24$/);
-      assert.deepEqual(await f.reservations(), [String((after.ips as { address: string }[])[0]?.address).split("/")[0]]);
+      assert.deepEqual(await f.reservations(), [
+        String((after.ips as { address: string }[])[0]?.address).split("/")[0],
+      ]);
       const [bridgeAddr] = await ipJson<IpAddr[]>(f.nodeNs, "addr", "show", "cni0");
-      assert.deepEqual(bridgeAddr?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`), ["172.30.9.1/24"]);
+      assert.deepEqual(
+        bridgeAddr?.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`),
+        ["172.30.9.1/24"],
+      );
       const [podAddr] = await ipJson<IpAddr[]>(pod, "addr", "show", "eth0");
       assert.equal(podAddr?.addr_info.filter((a) => a.family === "inet").length, 1, "the old address is gone");
       assert.equal((await f.invoke("STATUS", { config: f.config("1.1.0") })).code, 0);

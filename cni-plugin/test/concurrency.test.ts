@@ -17,7 +17,9 @@ describe("cni plugin: concurrency and crashes (real executable)", function () {
   it(`${PODS} concurrent ADDs get ${PODS} distinct addresses; ${PODS} concurrent DELs leave an empty store and no veth`, async () => {
     const pods: string[] = [];
     for (let i = 0; i < PODS; i += 1) pods.push(await f.pod());
-    const results = await Promise.all(pods.map((pod) => f.invoke("ADD", { containerId: pod, netns: pod, ifname: "eth0" })));
+    const results = await Promise.all(
+      pods.map((pod) => f.invoke("ADD", { containerId: pod, netns: pod, ifname: "eth0" })),
+    );
     for (const out of results) assert.equal(out.code, 0, out.stdout + out.stderr);
     const addresses = results.map((out) => String((out.json?.ips as { address: string }[])[0]?.address));
     assert.equal(new Set(addresses).size, PODS, `distinct: ${addresses.join(" ")}`);
@@ -27,11 +29,17 @@ describe("cni plugin: concurrency and crashes (real executable)", function () {
       const { stdout } = await ipIn(pod, "-4", "-o", "addr", "show", "dev", "eth0");
       assert.ok(stdout.includes(`inet ${addresses[i] ?? "?"}`), `${pod} has ${addresses[i] ?? "?"}: ${stdout}`);
     }
-    const dels = await Promise.all(pods.map((pod) => f.invoke("DEL", { containerId: pod, netns: pod, ifname: "eth0" })));
+    const dels = await Promise.all(
+      pods.map((pod) => f.invoke("DEL", { containerId: pod, netns: pod, ifname: "eth0" })),
+    );
     for (const out of dels) assert.equal(out.code, 0, out.stdout + out.stderr);
     assert.deepEqual(await f.reservations(), []);
     assert.deepEqual(await f.hostVeths(), []);
-    assert.deepEqual((await readdir(f.dataDir)).filter((n) => n.endsWith(".tmp")), [], "no temp files");
+    assert.deepEqual(
+      (await readdir(f.dataDir)).filter((n) => n.endsWith(".tmp")),
+      [],
+      "no temp files",
+    );
   });
 
   it("an ADD killed at any point is cleaned up by GC (reservation, host veth, pod end), and the lock is free again", async () => {
@@ -40,19 +48,27 @@ describe("cni plugin: concurrency and crashes (real executable)", function () {
     const delays = [0, 2, 4, 7, 10, 14, 18, 24, 30, 40, 55];
     for (const [round, delay] of delays.entries()) {
       const pod = await f.pod();
-      const env = { PATH: process.env.PATH ?? "", CNI_COMMAND: "ADD", CNI_CONTAINERID: pod, CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: "eth0" };
+      const env = {
+        PATH: process.env.PATH ?? "",
+        CNI_COMMAND: "ADD",
+        CNI_CONTAINERID: pod,
+        CNI_NETNS: `/run/netns/${pod}`,
+        CNI_IFNAME: "eth0",
+      };
       // `ip netns exec` and the sh launcher both exec: the child's PID ends up being node's.
       const child = spawn("ip", ["netns", "exec", f.nodeNs, CNI_BIN], { env, stdio: ["pipe", "ignore", "ignore"] });
       child.stdin.end(config);
       const state = { exited: false };
       const exit = once(child, "exit").then(() => (state.exited = true));
       // Kill right after the address is reserved, plus a delay: inside the wiring, at a different step each round.
-      while (!state.exited && (await f.reservations()).length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      while (!state.exited && (await f.reservations()).length === 0)
+        await new Promise((resolve) => setTimeout(resolve, 1));
       await new Promise((resolve) => setTimeout(resolve, delay));
       const killedMidway = !state.exited;
       child.kill("SIGKILL");
       await exit;
-      if (killedMidway) partial.push({ reservations: (await f.reservations()).length, veths: (await f.hostVeths()).length });
+      if (killedMidway)
+        partial.push({ reservations: (await f.reservations()).length, veths: (await f.hostVeths()).length });
       const gc = await f.invoke("GC", { config: { ...f.config("1.1.0"), "cni.dev/valid-attachments": [] } });
       assert.equal(gc.code, 0, gc.stdout);
       assert.deepEqual(await f.reservations(), [], `round ${round}`);
@@ -61,12 +77,21 @@ describe("cni plugin: concurrency and crashes (real executable)", function () {
       assert.doesNotMatch(stdout, /eth0/, `round ${round}: the pod end went with the host end`);
     }
     assert.ok(partial.length >= 4, `most rounds killed an ADD midway: ${JSON.stringify(partial)}`);
-    assert.ok(partial.some((p) => p.reservations > 0), `some kills left a reservation for GC to free: ${JSON.stringify(partial)}`);
-    assert.ok(partial.some((p) => p.veths > 0), `some kills left a host veth for GC to delete: ${JSON.stringify(partial)}`);
+    assert.ok(
+      partial.some((p) => p.reservations > 0),
+      `some kills left a reservation for GC to free: ${JSON.stringify(partial)}`,
+    );
+    assert.ok(
+      partial.some((p) => p.veths > 0),
+      `some kills left a host veth for GC to delete: ${JSON.stringify(partial)}`,
+    );
     // Nothing is stuck: a normal ADD/DEL still works.
     const pod = await f.pod();
     await f.add(pod);
     assert.equal((await f.invoke("DEL", { containerId: pod, ifname: "eth0" })).code, 0);
-    assert.deepEqual((await readdir(f.dataDir)).filter((n) => n.endsWith(".tmp")), []);
+    assert.deepEqual(
+      (await readdir(f.dataDir)).filter((n) => n.endsWith(".tmp")),
+      [],
+    );
   });
 });

@@ -15,10 +15,16 @@ import { hostVethName } from "../src/wiring/host-veth-name.js";
 import { FakeDeps, MemoryStore } from "./support/fake-deps.js";
 
 const ip = (text: string): number => parseIpv4(text) ?? assert.fail(text);
-const lease = (cidr: string, gateway: string): Lease => ({ subnet: parseCidr(cidr) ?? assert.fail(cidr), gateway: ip(gateway) });
-const cniError = (code: number, pattern?: RegExp) => (error: unknown): boolean =>
-  error instanceof CniError && error.code === code && (pattern === undefined || pattern.test(error.message));
-const SUBNET_ENV = "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
+const lease = (cidr: string, gateway: string): Lease => ({
+  subnet: parseCidr(cidr) ?? assert.fail(cidr),
+  gateway: ip(gateway),
+});
+const cniError =
+  (code: number, pattern?: RegExp) =>
+  (error: unknown): boolean =>
+    error instanceof CniError && error.code === code && (pattern === undefined || pattern.test(error.message));
+const SUBNET_ENV =
+  "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
 
 describe("cni plugin core (pure)", () => {
   describe("address choice", () => {
@@ -39,7 +45,13 @@ describe("cni plugin core (pure)", () => {
       const gatewayInTheMiddle = lease("172.30.8.0/29", "172.30.8.3");
       const all = new Set<number>();
       for (let n = 0; n < 5; n += 1) all.add(chooseAddress(gatewayInTheMiddle, all, undefined) ?? assert.fail("full"));
-      assert.deepEqual([...all].map(formatIpv4), ["172.30.8.1", "172.30.8.2", "172.30.8.4", "172.30.8.5", "172.30.8.6"]);
+      assert.deepEqual([...all].map(formatIpv4), [
+        "172.30.8.1",
+        "172.30.8.2",
+        "172.30.8.4",
+        "172.30.8.5",
+        "172.30.8.6",
+      ]);
     });
   });
 
@@ -53,20 +65,29 @@ describe("cni plugin core (pure)", () => {
       assert.notEqual(a, b);
       assert.deepEqual(await release(store, { containerId: "c1", ifname: "eth0" }), [a]);
       assert.deepEqual(await release(store, { containerId: "c1", ifname: "eth0" }), []);
-      assert.deepEqual(store.list().map((r) => r.ip), [b]);
+      assert.deepEqual(
+        store.list().map((r) => r.ip),
+        [b],
+      );
     });
     it("replaces a reservation from an older lease and ignores old-lease addresses when choosing", async () => {
       const store = new MemoryStore();
       store.reserve({ ip: ip("172.30.9.2"), containerId: "c1", ifname: "eth0" });
       const moved = await allocate(store, l24, { containerId: "c1", ifname: "eth0" });
       assert.equal(formatIpv4(moved), "172.30.5.2");
-      assert.deepEqual(store.list().map((r) => formatIpv4(r.ip)), ["172.30.5.2"]);
+      assert.deepEqual(
+        store.list().map((r) => formatIpv4(r.ip)),
+        ["172.30.5.2"],
+      );
     });
     it("fails with code 100 naming the subnet when full", async () => {
       const store = new MemoryStore();
       const tiny = lease("172.30.7.0/30", "172.30.7.1");
       await allocate(store, tiny, { containerId: "c1", ifname: "eth0" });
-      await assert.rejects(allocate(store, tiny, { containerId: "c2", ifname: "eth0" }), cniError(CniCode.SUBNET_FULL, /172\.30\.7\.0\/30/));
+      await assert.rejects(
+        allocate(store, tiny, { containerId: "c2", ifname: "eth0" }),
+        cniError(CniCode.SUBNET_FULL, /172\.30\.7\.0\/30/),
+      );
     });
     it("GC keeps only valid attachments and returns what it freed", async () => {
       const store = new MemoryStore();
@@ -74,25 +95,39 @@ describe("cni plugin core (pure)", () => {
       store.reserve({ ip: ip("172.30.5.200"), containerId: "", ifname: "" }); // unreadable owner
       const freed = await releaseAllExcept(store, [{ containerId: "b", ifname: "eth0" }]);
       assert.deepEqual(freed.map((r) => r.containerId).sort(), ["", "a", "c"]);
-      assert.deepEqual(store.list().map((r) => r.containerId), ["b"]);
+      assert.deepEqual(
+        store.list().map((r) => r.containerId),
+        ["b"],
+      );
     });
   });
 
   describe("environment and config", () => {
     it("names every missing variable and refuses unsafe names", () => {
-      assert.throws(() => parseInvocation({ CNI_COMMAND: "ADD" }), cniError(4, /CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME/));
+      assert.throws(
+        () => parseInvocation({ CNI_COMMAND: "ADD" }),
+        cniError(4, /CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME/),
+      );
       assert.throws(() => parseInvocation({ CNI_COMMAND: "NOPE" }), cniError(4, /CNI_COMMAND "NOPE"/));
       const base = { CNI_COMMAND: "DEL", CNI_CONTAINERID: "abc", CNI_IFNAME: "eth0" };
       for (const id of ["../x", "a/b", " a", "a b", ".hidden", "x".repeat(257), ""]) {
-        if (id === "") assert.throws(() => parseInvocation({ ...base, CNI_CONTAINERID: id }), cniError(4, /CNI_CONTAINERID/));
+        if (id === "")
+          assert.throws(() => parseInvocation({ ...base, CNI_CONTAINERID: id }), cniError(4, /CNI_CONTAINERID/));
         else assert.throws(() => parseInvocation({ ...base, CNI_CONTAINERID: id }), cniError(4, /CNI_CONTAINERID/), id);
       }
-      for (const name of [".", "..", "a/b", "a:b", "a b", "x".repeat(16)]) assert.throws(() => parseInvocation({ ...base, CNI_IFNAME: name }), cniError(4, /CNI_IFNAME/), name);
+      for (const name of [".", "..", "a/b", "a:b", "a b", "x".repeat(16)])
+        assert.throws(() => parseInvocation({ ...base, CNI_IFNAME: name }), cniError(4, /CNI_IFNAME/), name);
       assert.throws(() => parseInvocation({ ...base, CNI_NETNS: "relative/ns" }), cniError(4, /CNI_NETNS/));
       assert.deepEqual(parseInvocation({ ...base, CNI_PATH: "/a:/b" }).path, ["/a", "/b"]);
     });
     it("CNI_ARGS: K=V pairs; unknown keys refused (code 2) unless IgnoreUnknown", () => {
-      assert.deepEqual([...parseArgs("K8S_POD_NAME=x;K8S_POD_NAMESPACE=y")], [["K8S_POD_NAME", "x"], ["K8S_POD_NAMESPACE", "y"]]);
+      assert.deepEqual(
+        [...parseArgs("K8S_POD_NAME=x;K8S_POD_NAMESPACE=y")],
+        [
+          ["K8S_POD_NAME", "x"],
+          ["K8S_POD_NAMESPACE", "y"],
+        ],
+      );
       assert.throws(() => parseArgs("FOO=1"), cniError(2, /FOO/));
       assert.equal(parseArgs("IgnoreUnknown=1;FOO=1").get("FOO"), "1");
       assert.throws(() => parseArgs("novalue"), cniError(4, /CNI_ARGS/));
@@ -118,7 +153,11 @@ describe("cni plugin core (pure)", () => {
         [{ ...base, mtu: 10 }, 7, /mtu 10 is invalid: an integer between 68 and 65535/],
         [{ ...base, bridge: "a/b" }, 7, /bridge "a\/b"/],
         [{ ...base, subnetFile: "relative" }, 7, /subnetFile "relative"/],
-        [{ ...base, agentSocket: "run/cni.sock" }, 7, /agentSocket "run\/cni\.sock" is invalid: an absolute path of at most 107 bytes/],
+        [
+          { ...base, agentSocket: "run/cni.sock" },
+          7,
+          /agentSocket "run\/cni\.sock" is invalid: an absolute path of at most 107 bytes/,
+        ],
         [{ ...base, agentSocket: `/${"s".repeat(107)}` }, 7, /agentSocket/],
         [{ ...base, agentSocket: '/a"b' }, 7, /agentSocket/],
         [{ ...base, name: "../x" }, 7, /name/],
@@ -130,15 +169,23 @@ describe("cni plugin core (pure)", () => {
         [{ name: "net", type: "trellis" }, 7, /cniVersion \(missing\)/],
         [{ ...base, cniVersion: "0.2.0" }, 1, /0\.2\.0/],
       ];
-      for (const [raw, code, pattern] of cases) assert.throws(() => parseConfig(raw), cniError(code, pattern), JSON.stringify(raw));
+      for (const [raw, code, pattern] of cases)
+        assert.throws(() => parseConfig(raw), cniError(code, pattern), JSON.stringify(raw));
       assert.throws(() => parseConfigJson("[1]"), cniError(6));
       assert.throws(() => parseConfigJson("{"), cniError(6, /not JSON/));
     });
     it("reads the lease and refuses inconsistent ones", () => {
-      const files = new Map([["/ok", SUBNET_ENV], ["/outside", SUBNET_ENV.replace("172.30.5.1/24", "10.9.5.1/24")], ["/bcast", SUBNET_ENV.replace("172.30.5.1/24", "172.30.5.255/24")]]);
+      const files = new Map([
+        ["/ok", SUBNET_ENV],
+        ["/outside", SUBNET_ENV.replace("172.30.5.1/24", "10.9.5.1/24")],
+        ["/bcast", SUBNET_ENV.replace("172.30.5.1/24", "172.30.5.255/24")],
+      ]);
       const deps = { readFile: (p: string): string | undefined => files.get(p) };
       const l = readLease(deps, "/ok");
-      assert.deepEqual([formatIpv4(l.subnet.ip), l.subnet.prefixLen, formatIpv4(l.gateway), l.mtu], ["172.30.5.0", 24, "172.30.5.1", 1450]);
+      assert.deepEqual(
+        [formatIpv4(l.subnet.ip), l.subnet.prefixLen, formatIpv4(l.gateway), l.mtu],
+        ["172.30.5.0", 24, "172.30.5.1", 1450],
+      );
       assert.throws(() => readLease(deps, "/missing"), cniError(11));
       assert.throws(() => readLease(deps, "/outside"), cniError(101, /outside FLANNEL_NETWORK/));
       assert.throws(() => readLease(deps, "/bcast"), cniError(101));
@@ -154,7 +201,11 @@ describe("cni plugin core (pure)", () => {
 
   describe("results across spec versions", () => {
     const result: CniResult = {
-      interfaces: [{ name: "cni0", mac: "0a:58:ac:1e:05:01", mtu: 1450 }, { name: "veth01234567", mac: "02:00:00:00:00:01", mtu: 1450 }, { name: "eth0", mac: "02:00:00:00:00:02", mtu: 1450, sandbox: "/run/netns/p" }],
+      interfaces: [
+        { name: "cni0", mac: "0a:58:ac:1e:05:01", mtu: 1450 },
+        { name: "veth01234567", mac: "02:00:00:00:00:01", mtu: 1450 },
+        { name: "eth0", mac: "02:00:00:00:00:02", mtu: 1450, sandbox: "/run/netns/p" },
+      ],
       ips: [{ address: "172.30.5.2/24", gateway: "172.30.5.1", interface: 2 }],
       routes: [{ dst: "0.0.0.0/0", gw: "172.30.5.1" }],
       dns: {},
@@ -165,7 +216,9 @@ describe("cni plugin core (pure)", () => {
         assert.deepEqual(out.ips, [{ version: "4", address: "172.30.5.2/24", gateway: "172.30.5.1", interface: 2 }]);
         assert.equal((out.interfaces as Record<string, unknown>[])[2]?.mtu, undefined);
       }
-      assert.deepEqual(formatResult(result, "1.0.0").ips, [{ address: "172.30.5.2/24", gateway: "172.30.5.1", interface: 2 }]);
+      assert.deepEqual(formatResult(result, "1.0.0").ips, [
+        { address: "172.30.5.2/24", gateway: "172.30.5.1", interface: 2 },
+      ]);
       assert.equal((formatResult(result, "1.1.0").interfaces as Record<string, unknown>[])[2]?.mtu, 1450);
     });
     it("parses a prevResult of any version back (round trip) and refuses malformed ones (code 7)", () => {
@@ -173,25 +226,48 @@ describe("cni plugin core (pure)", () => {
         const back = parsePrevResult(JSON.parse(JSON.stringify(formatResult(result, version))));
         assert.deepEqual(formatResult(back, version), formatResult(result, version), version);
       }
-      assert.throws(() => parsePrevResult({ ips: [{ address: "nope" }] }), cniError(7, /prevResult\.ips\[0\]\.address/));
+      assert.throws(
+        () => parsePrevResult({ ips: [{ address: "nope" }] }),
+        cniError(7, /prevResult\.ips\[0\]\.address/),
+      );
       assert.throws(() => parsePrevResult({ interfaces: "x" }), cniError(7, /prevResult\.interfaces/));
     });
     it("appends our result after a previous plugin's, shifting interface indexes", () => {
-      const previous: CniResult = { interfaces: [{ name: "lo" }], ips: [{ address: "127.0.0.1/8", interface: 0 }], routes: [], dns: { nameservers: ["1.1.1.1"] } };
+      const previous: CniResult = {
+        interfaces: [{ name: "lo" }],
+        ips: [{ address: "127.0.0.1/8", interface: 0 }],
+        routes: [],
+        dns: { nameservers: ["1.1.1.1"] },
+      };
       const merged = mergeResults(previous, result);
-      assert.deepEqual(merged.ips.map((i) => i.interface), [0, 3]);
+      assert.deepEqual(
+        merged.ips.map((i) => i.interface),
+        [0, 3],
+      );
       assert.deepEqual(merged.dns, { nameservers: ["1.1.1.1"] });
     });
     it("routes only the pod network when isDefaultGateway is false", () => {
       const config = parseConfig({ cniVersion: "1.0.0", name: "n", type: "trellis", isDefaultGateway: false });
-      const spec = podNetworkSpec(config, readLease({ readFile: () => SUBNET_ENV }, "/x"), { containerId: "c", ifname: "eth0" }, "/run/netns/p", ip("172.30.5.7"));
+      const spec = podNetworkSpec(
+        config,
+        readLease({ readFile: () => SUBNET_ENV }, "/x"),
+        { containerId: "c", ifname: "eth0" },
+        "/run/netns/p",
+        ip("172.30.5.7"),
+      );
       assert.deepEqual(spec.routes, [{ dst: "172.30.0.0", prefixLen: 16 }]);
     });
   });
 
   describe("runPlugin in-process with the fake kernel", () => {
-    const env = (command: string, id = "c1"): Record<string, string> => ({ CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: "/run/netns/p1", CNI_IFNAME: "eth0" });
-    const config = (extra: Record<string, unknown> = {}): string => JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "trellis", subnetFile: "/s", dataDir: "/d", ...extra });
+    const env = (command: string, id = "c1"): Record<string, string> => ({
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: id,
+      CNI_NETNS: "/run/netns/p1",
+      CNI_IFNAME: "eth0",
+    });
+    const config = (extra: Record<string, unknown> = {}): string =>
+      JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "trellis", subnetFile: "/s", dataDir: "/d", ...extra });
 
     it("ADD wires the fake kernel; CHECK passes, then names a removed route; DEL clears everything", async () => {
       const deps = new FakeDeps();
@@ -208,7 +284,11 @@ describe("cni plugin core (pure)", () => {
       const broken = await runPlugin({ env: env("CHECK"), stdin: config({ prevResult: result }), deps });
       assert.equal((JSON.parse(broken.stdout) as { code: number }).code, 103);
       assert.match(broken.stdout, /route 0\.0\.0\.0\/0 via 172\.30\.5\.1 dev eth0 is missing/);
-      const deleted = await runPlugin({ env: { CNI_COMMAND: "DEL", CNI_CONTAINERID: "c1", CNI_IFNAME: "eth0" }, stdin: config(), deps });
+      const deleted = await runPlugin({
+        env: { CNI_COMMAND: "DEL", CNI_CONTAINERID: "c1", CNI_IFNAME: "eth0" },
+        stdin: config(),
+        deps,
+      });
       assert.deepEqual([deleted.exitCode, deleted.stdout], [0, ""]);
       assert.deepEqual(deps.allReservations(), []);
       assert.deepEqual(deps.world.linkNames("host"), ["cni0"]);
@@ -218,7 +298,12 @@ describe("cni plugin core (pure)", () => {
     it("answers errors in the config's version, or the latest when the version is unknown", async () => {
       const deps = new FakeDeps();
       const out = await runPlugin({ env: env("ADD"), stdin: config({ cniVersion: "0.4.0" }), deps });
-      assert.deepEqual(JSON.parse(out.stdout), { cniVersion: "0.4.0", code: 11, msg: "/s does not exist yet: the trellis agent has not leased a subnet for this node", details: "" });
+      assert.deepEqual(JSON.parse(out.stdout), {
+        cniVersion: "0.4.0",
+        code: 11,
+        msg: "/s does not exist yet: the trellis agent has not leased a subnet for this node",
+        details: "",
+      });
       const unknown = await runPlugin({ env: env("ADD"), stdin: config({ cniVersion: "7.0.0" }), deps });
       assert.equal((JSON.parse(unknown.stdout) as { cniVersion: string }).cniVersion, "1.1.0");
     });

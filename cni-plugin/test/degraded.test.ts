@@ -22,7 +22,8 @@ describe("cni plugin: degraded situations and bad input (real executable)", func
     it("when repeated, without CNI_NETNS, without prevResult", async () => {
       const pod = await f.pod();
       await f.add(pod);
-      for (let i = 0; i < 2; i += 1) assert.equal((await f.invoke("DEL", { containerId: pod, ifname: "eth0" })).code, 0);
+      for (let i = 0; i < 2; i += 1)
+        assert.equal((await f.invoke("DEL", { containerId: pod, ifname: "eth0" })).code, 0);
       assert.deepEqual(await f.reservations(), []);
       assert.deepEqual(await f.hostVeths(), []);
     });
@@ -53,13 +54,41 @@ describe("cni plugin: degraded situations and bad input (real executable)", func
   });
 
   describe("CHECK names what is missing", () => {
-    const breakages: { what: string; pattern: RegExp; breakIt: (pod: string, hostVeth: string, ip: string) => Promise<unknown> }[] = [
-      { what: "the default route", pattern: /route 0\.0\.0\.0\/0 via 172\.30\.5\.1 dev eth0 is missing/, breakIt: (pod) => ipIn(pod, "route", "del", "default") },
-      { what: "the pod address", pattern: /eth0 lacks the address 172\.30\.5\.\d+\/24/, breakIt: (pod, _h, ip) => ipIn(pod, "addr", "del", `${ip}/24`, "dev", "eth0") },
-      { what: "the pod interface being up", pattern: /interface eth0 is down/, breakIt: (pod) => ipIn(pod, "link", "set", "eth0", "down") },
-      { what: "the pod interface", pattern: /interface eth0 is missing/, breakIt: (pod) => ipIn(pod, "link", "del", "eth0") },
-      { what: "the bridge port", pattern: /is not attached to cni0/, breakIt: (_p, host) => ipIn(f.nodeNs, "link", "set", host, "nomaster") },
-      { what: "the gateway address", pattern: /cni0 lacks the gateway address 172\.30\.5\.1\/24/, breakIt: () => ipIn(f.nodeNs, "addr", "flush", "dev", "cni0") },
+    const breakages: {
+      what: string;
+      pattern: RegExp;
+      breakIt: (pod: string, hostVeth: string, ip: string) => Promise<unknown>;
+    }[] = [
+      {
+        what: "the default route",
+        pattern: /route 0\.0\.0\.0\/0 via 172\.30\.5\.1 dev eth0 is missing/,
+        breakIt: (pod) => ipIn(pod, "route", "del", "default"),
+      },
+      {
+        what: "the pod address",
+        pattern: /eth0 lacks the address 172\.30\.5\.\d+\/24/,
+        breakIt: (pod, _h, ip) => ipIn(pod, "addr", "del", `${ip}/24`, "dev", "eth0"),
+      },
+      {
+        what: "the pod interface being up",
+        pattern: /interface eth0 is down/,
+        breakIt: (pod) => ipIn(pod, "link", "set", "eth0", "down"),
+      },
+      {
+        what: "the pod interface",
+        pattern: /interface eth0 is missing/,
+        breakIt: (pod) => ipIn(pod, "link", "del", "eth0"),
+      },
+      {
+        what: "the bridge port",
+        pattern: /is not attached to cni0/,
+        breakIt: (_p, host) => ipIn(f.nodeNs, "link", "set", host, "nomaster"),
+      },
+      {
+        what: "the gateway address",
+        pattern: /cni0 lacks the gateway address 172\.30\.5\.1\/24/,
+        breakIt: () => ipIn(f.nodeNs, "addr", "flush", "dev", "cni0"),
+      },
       { what: "the reservation", pattern: /is not reserved for/, breakIt: (_p, _h, ip) => unlink(join(f.dataDir, ip)) },
     ];
     for (const { what, pattern, breakIt } of breakages) {
@@ -93,7 +122,9 @@ describe("cni plugin: degraded situations and bad input (real executable)", func
     await ipIn(f.nodeNs, "link", "set", "keepme0", "master", "cni0");
     assert.equal((await f.hostVeths()).length, 4);
     const keep = pods[0] ?? "";
-    const out = await f.invoke("GC", { config: { ...f.config("1.1.0"), "cni.dev/attachments": [{ containerID: keep, ifname: "eth0" }] } });
+    const out = await f.invoke("GC", {
+      config: { ...f.config("1.1.0"), "cni.dev/attachments": [{ containerID: keep, ifname: "eth0" }] },
+    });
     assert.equal(out.code, 0, out.stdout);
     assert.equal((await f.reservations()).length, 1);
     assert.equal((await f.hostVeths()).length, 1);
@@ -108,30 +139,146 @@ describe("cni plugin: degraded situations and bad input (real executable)", func
 
   it("STATUS: 50 before the agent wrote subnet.env or when it is corrupt, 0 when ready", async () => {
     assert.equal((await f.invoke("STATUS", { config: f.config("1.1.0") })).code, 0);
-    assertCniError(await f.invoke("STATUS", { config: f.config("1.1.0", { subnetFile: join(f.dir, "absent.env") }) }), 50, /does not exist/);
+    assertCniError(
+      await f.invoke("STATUS", { config: f.config("1.1.0", { subnetFile: join(f.dir, "absent.env") }) }),
+      50,
+      /does not exist/,
+    );
     await writeFile(join(f.dir, "corrupt.env"), "FLANNEL_NETWORK=banana\n");
-    assertCniError(await f.invoke("STATUS", { config: f.config("1.1.0", { subnetFile: join(f.dir, "corrupt.env") }) }), 50, /FLANNEL_NETWORK/);
+    assertCniError(
+      await f.invoke("STATUS", { config: f.config("1.1.0", { subnetFile: join(f.dir, "corrupt.env") }) }),
+      50,
+      /FLANNEL_NETWORK/,
+    );
   });
 
   describe("bad input fails cleanly and leaves no state", () => {
     const cases: { name: string; code: number; pattern: RegExp; run: (pod: string) => Promise<Outcome> }[] = [
-      { name: "a netns path that does not exist", code: 3, pattern: /CNI_NETNS/, run: () => f.invoke("ADD", { containerId: "c1", netns: "/run/netns/trellis-no-such-ns", ifname: "eth0" }) },
-      { name: "a netns path that is not a netns", code: 4, pattern: /not a network namespace/, run: () => f.invoke("ADD", { containerId: "c1", netns: f.subnetFile, ifname: "eth0" }) },
-      { name: "a missing subnet.env (ADD: try again later)", code: 11, pattern: /does not exist yet/, run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: f.config("1.0.0", { subnetFile: join(f.dir, "none.env") }) }) },
-      { name: "an unreadable subnet.env (a directory)", code: 5, pattern: /EISDIR/, run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: f.config("1.0.0", { subnetFile: f.dir }) }) },
-      { name: "a corrupt subnet.env", code: 101, pattern: /FLANNEL_MTU/, run: async (pod) => {
-        await writeFile(join(f.dir, "bad.env"), "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=big\n");
-        return await f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: f.config("1.0.0", { subnetFile: join(f.dir, "bad.env") }) });
-      } },
-      { name: "CNI_CONTAINERID with a path", code: 4, pattern: /CNI_CONTAINERID/, run: (pod) => f.invoke("ADD", { containerId: "../../etc", netns: pod, ifname: "eth0" }) },
-      { name: "CNI_IFNAME with a slash", code: 4, pattern: /CNI_IFNAME/, run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "a/b" }) },
-      { name: "CNI_IFNAME too long", code: 4, pattern: /CNI_IFNAME/, run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "a".repeat(16) }) },
-      { name: "missing env vars", code: 4, pattern: /CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME/, run: () => f.invoke("ADD", {}) },
-      { name: "an unknown cniVersion", code: 1, pattern: /cniVersion "9\.9\.9"/, run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: f.config("9.9.9") }) },
-      { name: "malformed stdin", code: 6, pattern: /not JSON/, run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: "{nope" }) },
-      { name: "huge stdin", code: 6, pattern: /larger than/, run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: `{"x":"${"a".repeat(5 * 1024 * 1024)}"}` }) },
-      { name: "a wrong-typed field", code: 7, pattern: /hairpinMode "yes"/, run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: f.config("1.0.0", { hairpinMode: "yes" }) }) },
-      { name: "a dataDir escaping with ..", code: 7, pattern: /dataDir/, run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: f.config("1.0.0", { dataDir: "/tmp/../etc" }) }) },
+      {
+        name: "a netns path that does not exist",
+        code: 3,
+        pattern: /CNI_NETNS/,
+        run: () => f.invoke("ADD", { containerId: "c1", netns: "/run/netns/trellis-no-such-ns", ifname: "eth0" }),
+      },
+      {
+        name: "a netns path that is not a netns",
+        code: 4,
+        pattern: /not a network namespace/,
+        run: () => f.invoke("ADD", { containerId: "c1", netns: f.subnetFile, ifname: "eth0" }),
+      },
+      {
+        name: "a missing subnet.env (ADD: try again later)",
+        code: 11,
+        pattern: /does not exist yet/,
+        run: (pod) =>
+          f.invoke("ADD", {
+            containerId: "c1",
+            netns: pod,
+            ifname: "eth0",
+            config: f.config("1.0.0", { subnetFile: join(f.dir, "none.env") }),
+          }),
+      },
+      {
+        name: "an unreadable subnet.env (a directory)",
+        code: 5,
+        pattern: /EISDIR/,
+        run: (pod) =>
+          f.invoke("ADD", {
+            containerId: "c1",
+            netns: pod,
+            ifname: "eth0",
+            config: f.config("1.0.0", { subnetFile: f.dir }),
+          }),
+      },
+      {
+        name: "a corrupt subnet.env",
+        code: 101,
+        pattern: /FLANNEL_MTU/,
+        run: async (pod) => {
+          await writeFile(
+            join(f.dir, "bad.env"),
+            "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=big\n",
+          );
+          return await f.invoke("ADD", {
+            containerId: "c1",
+            netns: pod,
+            ifname: "eth0",
+            config: f.config("1.0.0", { subnetFile: join(f.dir, "bad.env") }),
+          });
+        },
+      },
+      {
+        name: "CNI_CONTAINERID with a path",
+        code: 4,
+        pattern: /CNI_CONTAINERID/,
+        run: (pod) => f.invoke("ADD", { containerId: "../../etc", netns: pod, ifname: "eth0" }),
+      },
+      {
+        name: "CNI_IFNAME with a slash",
+        code: 4,
+        pattern: /CNI_IFNAME/,
+        run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "a/b" }),
+      },
+      {
+        name: "CNI_IFNAME too long",
+        code: 4,
+        pattern: /CNI_IFNAME/,
+        run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "a".repeat(16) }),
+      },
+      {
+        name: "missing env vars",
+        code: 4,
+        pattern: /CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME/,
+        run: () => f.invoke("ADD", {}),
+      },
+      {
+        name: "an unknown cniVersion",
+        code: 1,
+        pattern: /cniVersion "9\.9\.9"/,
+        run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: f.config("9.9.9") }),
+      },
+      {
+        name: "malformed stdin",
+        code: 6,
+        pattern: /not JSON/,
+        run: (pod) => f.invoke("ADD", { containerId: "c1", netns: pod, ifname: "eth0", config: "{nope" }),
+      },
+      {
+        name: "huge stdin",
+        code: 6,
+        pattern: /larger than/,
+        run: (pod) =>
+          f.invoke("ADD", {
+            containerId: "c1",
+            netns: pod,
+            ifname: "eth0",
+            config: `{"x":"${"a".repeat(5 * 1024 * 1024)}"}`,
+          }),
+      },
+      {
+        name: "a wrong-typed field",
+        code: 7,
+        pattern: /hairpinMode "yes"/,
+        run: (pod) =>
+          f.invoke("ADD", {
+            containerId: "c1",
+            netns: pod,
+            ifname: "eth0",
+            config: f.config("1.0.0", { hairpinMode: "yes" }),
+          }),
+      },
+      {
+        name: "a dataDir escaping with ..",
+        code: 7,
+        pattern: /dataDir/,
+        run: (pod) =>
+          f.invoke("ADD", {
+            containerId: "c1",
+            netns: pod,
+            ifname: "eth0",
+            config: f.config("1.0.0", { dataDir: "/tmp/../etc" }),
+          }),
+      },
     ];
     for (const { name, code, pattern, run } of cases) {
       it(`${name} → code ${code}`, async () => {
@@ -151,7 +298,11 @@ describe("cni plugin: degraded situations and bad input (real executable)", func
       const first = await f.invoke("ADD", { containerId: a, netns: a, ifname: "eth0", config });
       assert.equal(first.code, 0, first.stdout);
       assert.equal((first.json?.ips as { address: string }[])[0]?.address, "172.30.7.2/30");
-      assertCniError(await f.invoke("ADD", { containerId: b, netns: b, ifname: "eth0", config }), 100, /no free address left in 172\.30\.7\.0\/30/);
+      assertCniError(
+        await f.invoke("ADD", { containerId: b, netns: b, ifname: "eth0", config }),
+        100,
+        /no free address left in 172\.30\.7\.0\/30/,
+      );
       assert.equal((await f.hostVeths()).length, 1);
       assert.equal((await f.invoke("DEL", { containerId: a, ifname: "eth0", config })).code, 0);
       assert.deepEqual(await f.hostVeths(), []);

@@ -19,7 +19,8 @@ function assertAnswer(input: Input, out: PluginOutcome, stderr: string, label: s
   assert.ok(out.exitCode === 0 || out.exitCode === 1, `exit code ${out.exitCode} ${where}`);
   assert.doesNotMatch(out.stdout + stderr, /\n\s+at |Error: .*\n/, `no stack trace ${where}`);
   if (out.exitCode === 0) {
-    if (input.env.CNI_COMMAND === "ADD" || input.env.CNI_COMMAND === "VERSION") assert.equal(typeof (JSON.parse(out.stdout) as { cniVersion?: unknown }).cniVersion, "string", where);
+    if (input.env.CNI_COMMAND === "ADD" || input.env.CNI_COMMAND === "VERSION")
+      assert.equal(typeof (JSON.parse(out.stdout) as { cniVersion?: unknown }).cniVersion, "string", where);
     else assert.equal(out.stdout.trim(), "", where);
     return;
   }
@@ -36,7 +37,12 @@ describe("cni plugin: randomised bad input", function () {
 
   it(`${IN_PROCESS} mutated inputs in-process (fake kernel and store): always an answer, errors clean, no partial state (seed ${SEED})`, async () => {
     const rng = seeded(SEED);
-    const paths = { subnetFile: "/fz/subnet.env", dataDir: "/fz/ipam", netns: "/run/netns/fzpod", badNetns: ["/run/netns/absent", "/fz/subnet.env"] };
+    const paths = {
+      subnetFile: "/fz/subnet.env",
+      dataDir: "/fz/ipam",
+      netns: "/run/netns/fzpod",
+      badNetns: ["/run/netns/absent", "/fz/subnet.env"],
+    };
     const failures = new Map<number, number>();
     for (let i = 0; i < IN_PROCESS; i += 1) {
       const input = randomInput(rng, paths, false);
@@ -46,12 +52,22 @@ describe("cni plugin: randomised bad input", function () {
       const out = await runPlugin({ env: input.env, stdin: input.stdin, deps });
       assertAnswer(input, out, "", `#${i}`);
       for (const r of deps.allReservations()) {
-        assert.ok(isValidContainerId(r.containerId) && isValidIfname(r.ifname), `only safe names reach the store: ${JSON.stringify(r)}`);
+        assert.ok(
+          isValidContainerId(r.containerId) && isValidIfname(r.ifname),
+          `only safe names reach the store: ${JSON.stringify(r)}`,
+        );
       }
       if (out.exitCode !== 0) {
-        failures.set((JSON.parse(out.stdout) as { code: number }).code, (failures.get((JSON.parse(out.stdout) as { code: number }).code) ?? 0) + 1);
+        failures.set(
+          (JSON.parse(out.stdout) as { code: number }).code,
+          (failures.get((JSON.parse(out.stdout) as { code: number }).code) ?? 0) + 1,
+        );
         assert.deepEqual(deps.allReservations(), [], `#${i}: a failure leaves no reservation`);
-        assert.deepEqual(deps.world.linkNames("host").filter((n) => n.startsWith("veth")), [], `#${i}: a failure leaves no veth`);
+        assert.deepEqual(
+          deps.world.linkNames("host").filter((n) => n.startsWith("veth")),
+          [],
+          `#${i}: a failure leaves no veth`,
+        );
       }
     }
     // The mutations must reach many different errors, or the test proves little.
@@ -63,7 +79,12 @@ describe("cni plugin: randomised bad input", function () {
     it("answers every one cleanly and leaves no state after failures", async () => {
       const rng = seeded(SEED + 1);
       const pod = await f.pod();
-      const paths = { subnetFile: f.subnetFile, dataDir: f.dataDir, netns: `/run/netns/${pod}`, badNetns: ["/run/netns/trellis-absent-ns", f.subnetFile] };
+      const paths = {
+        subnetFile: f.subnetFile,
+        dataDir: f.dataDir,
+        netns: `/run/netns/${pod}`,
+        badNetns: ["/run/netns/trellis-absent-ns", f.subnetFile],
+      };
       const codes = new Set<number>();
       for (let i = 0; i < REAL; i += 1) {
         const input = randomInput(rng, paths, true);
@@ -75,9 +96,18 @@ describe("cni plugin: randomised bad input", function () {
           assert.deepEqual(await f.reservations(), [], `real #${i}: ${raw.stdout}`);
           assert.deepEqual(await f.hostVeths(), [], `real #${i}`);
         }
-        if (raw.code === 0 && input.env.CNI_COMMAND === "ADD" && input.containerId !== undefined && input.ifname !== undefined) {
+        if (
+          raw.code === 0 &&
+          input.env.CNI_COMMAND === "ADD" &&
+          input.containerId !== undefined &&
+          input.ifname !== undefined
+        ) {
           const config = JSON.parse(input.stdin) as Record<string, unknown>;
-          const del = await f.invoke("DEL", { containerId: input.containerId, ifname: input.ifname, config: { ...config, cniVersion: "1.0.0" } });
+          const del = await f.invoke("DEL", {
+            containerId: input.containerId,
+            ifname: input.ifname,
+            config: { ...config, cniVersion: "1.0.0" },
+          });
           assert.equal(del.code, 0, del.stdout);
         }
       }

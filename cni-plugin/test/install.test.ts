@@ -8,7 +8,10 @@ import { REPO_ROOT } from "../../lab/src/paths.js";
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(dir.length)).sort();
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length))
+    .sort();
 }
 
 describe("cni plugin: install / uninstall", function () {
@@ -26,17 +29,35 @@ describe("cni plugin: install / uninstall", function () {
     await run(resolve(REPO_ROOT, "scripts/install"), ["--root", root]);
     const first = await readFile(join(root, "opt/cni/bin/trellis"), "utf8");
     await run(resolve(REPO_ROOT, "scripts/install"), ["--root", root]);
-    assert.equal(await readFile(join(root, "opt/cni/bin/trellis"), "utf8"), first, "a second install writes the same launcher");
+    assert.equal(
+      await readFile(join(root, "opt/cni/bin/trellis"), "utf8"),
+      first,
+      "a second install writes the same launcher",
+    );
     // The CNI section's files (the agent section adds its own: test/install.test.ts).
-    assert.deepEqual((await filesUnder(root)).filter((f) => f.includes("/cni/")), ["/etc/cni/net.d/10-trellis.conflist", "/opt/cni/bin/trellis"]);
+    assert.deepEqual(
+      (await filesUnder(root)).filter((f) => f.includes("/cni/")),
+      ["/etc/cni/net.d/10-trellis.conflist", "/opt/cni/bin/trellis"],
+    );
     assert.equal((await stat(join(root, "opt/cni/bin/trellis"))).mode & 0o777, 0o755);
-    const conflist = JSON.parse(await readFile(join(root, "etc/cni/net.d/10-trellis.conflist"), "utf8")) as { plugins: { type: string }[] };
-    assert.deepEqual(conflist.plugins.map((p) => p.type), ["trellis", "portmap"]);
+    const conflist = JSON.parse(await readFile(join(root, "etc/cni/net.d/10-trellis.conflist"), "utf8")) as {
+      plugins: { type: string }[];
+    };
+    assert.deepEqual(
+      conflist.plugins.map((p) => p.type),
+      ["trellis", "portmap"],
+    );
 
     // As a runtime would start it: an environment of its own, from another directory.
-    const out = await runStatus(join(root, "opt/cni/bin/trellis"), [], { env: { CNI_COMMAND: "VERSION", PATH: "/usr/bin:/bin" }, input: "" });
+    const out = await runStatus(join(root, "opt/cni/bin/trellis"), [], {
+      env: { CNI_COMMAND: "VERSION", PATH: "/usr/bin:/bin" },
+      input: "",
+    });
     assert.equal(out.code, 0, out.stderr);
-    assert.deepEqual(JSON.parse(out.stdout), { cniVersion: "1.1.0", supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] });
+    assert.deepEqual(JSON.parse(out.stdout), {
+      cniVersion: "1.1.0",
+      supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    });
 
     await run(resolve(REPO_ROOT, "scripts/uninstall"), ["--root", root, "--purge"]);
     assert.deepEqual(await filesUnder(root), []);

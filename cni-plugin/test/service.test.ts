@@ -14,7 +14,8 @@ import { CniSocketError, startCniService, type CniService, type CniServiceEvent 
 import { FakeDeps } from "./support/fake-deps.js";
 
 const SHIM = join(REPO_ROOT, "dist/cni-plugin/trellis-shim");
-const SUBNET_ENV = "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
+const SUBNET_ENV =
+  "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
 const OWN_NETNS = readlinkSync("/proc/self/ns/net");
 
 interface ShimRun {
@@ -23,19 +24,28 @@ interface ShimRun {
 }
 
 /** The shim as the launcher runs it; the "standalone plugin" is a script that marks its output and echoes stdin. */
-function runShim(stdin: string, env: Record<string, string>, fallback: string[] = ["/bin/sh", "-c", "printf 'STANDALONE:'; cat"]): Promise<ShimRun> {
+function runShim(
+  stdin: string,
+  env: Record<string, string>,
+  fallback: string[] = ["/bin/sh", "-c", "printf 'STANDALONE:'; cat"],
+): Promise<ShimRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(SHIM, fallback, { env: { PATH: "/usr/bin:/bin", ...env }, stdio: ["pipe", "pipe", "inherit"] });
     const chunks: Buffer[] = [];
     child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
     child.on("error", reject);
-    child.on("close", (code) => { resolve({ code, stdout: Buffer.concat(chunks).toString("utf8") }); });
+    child.on("close", (code) => {
+      resolve({ code, stdout: Buffer.concat(chunks).toString("utf8") });
+    });
     child.stdin.end(stdin);
   });
 }
 
 /** A server that records each request and answers with `reply` (or closes without a word). */
-async function rawServer(path: string, reply: (request: Buffer) => Buffer | string | undefined): Promise<{ server: Server; requests: Buffer[] }> {
+async function rawServer(
+  path: string,
+  reply: (request: Buffer) => Buffer | string | undefined,
+): Promise<{ server: Server; requests: Buffer[] }> {
   const requests: Buffer[] = [];
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     const chunks: Buffer[] = [];
@@ -53,17 +63,31 @@ async function rawServer(path: string, reply: (request: Buffer) => Buffer | stri
   return { server, requests };
 }
 
-const closeServer = (server: Server): Promise<void> => new Promise((resolve) => { server.close(() => { resolve(); }); });
+const closeServer = (server: Server): Promise<void> =>
+  new Promise((resolve) => {
+    server.close(() => {
+      resolve();
+    });
+  });
 
 describe("cni service: agent-resident plugin behind a native shim", () => {
   describe("wire format (pure)", () => {
     it("parses what a shim sends: namespace, CNI_* variables (UTF-8), stdin as is", () => {
-      const request = { netns: "net:[4026531840]", env: { CNI_COMMAND: "ADD", CNI_CONTAINERID: "c-ü", CNI_ARGS: "A=1;B=2" }, stdin: '{"a":"\n\n"}' };
+      const request = {
+        netns: "net:[4026531840]",
+        env: { CNI_COMMAND: "ADD", CNI_CONTAINERID: "c-ü", CNI_ARGS: "A=1;B=2" },
+        stdin: '{"a":"\n\n"}',
+      };
       assert.deepEqual(parseRequest(formatRequest(request)), { kind: "request", request });
     });
     it("asks for more while the header is open, and refuses what no shim of ours sends", () => {
       assert.equal(parseRequest(Buffer.from("TRELLIS-CNI/1\nN net:[1]\nE CNI_COMMAND=ADD\n")).kind, "incomplete");
-      for (const bad of ["HTTP/1.1\n\n", "TRELLIS-CNI/1\nE CNI_COMMAND=ADD\n\n", "TRELLIS-CNI/1\nN x\nE PATH=/bin\n\n", "TRELLIS-CNI/1\nN x\nE CNI_NOEQUALS\n\n"]) {
+      for (const bad of [
+        "HTTP/1.1\n\n",
+        "TRELLIS-CNI/1\nE CNI_COMMAND=ADD\n\n",
+        "TRELLIS-CNI/1\nN x\nE PATH=/bin\n\n",
+        "TRELLIS-CNI/1\nN x\nE CNI_NOEQUALS\n\n",
+      ]) {
         assert.equal(parseRequest(Buffer.from(bad)).kind, "invalid", bad);
       }
       assert.equal(parseRequest(Buffer.alloc(70 * 1024, "a")).kind, "invalid");
@@ -81,8 +105,22 @@ describe("cni service: agent-resident plugin behind a native shim", () => {
     let service: CniService;
     const events: CniServiceEvent[] = [];
     const config = (extra: Record<string, unknown> = {}): string =>
-      JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "trellis", subnetFile: "/s", dataDir: "/d", agentSocket: socketPath, ...extra });
-    const env = (command: string): Record<string, string> => ({ CNI_COMMAND: command, CNI_CONTAINERID: "c1", CNI_NETNS: "/run/netns/p1", CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin" });
+      JSON.stringify({
+        cniVersion: "1.0.0",
+        name: "n",
+        type: "trellis",
+        subnetFile: "/s",
+        dataDir: "/d",
+        agentSocket: socketPath,
+        ...extra,
+      });
+    const env = (command: string): Record<string, string> => ({
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: "c1",
+      CNI_NETNS: "/run/netns/p1",
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/opt/cni/bin",
+    });
 
     before(async () => {
       dir = await mkdtemp(join(tmpdir(), "trellis-cni-service-"));
@@ -118,13 +156,21 @@ describe("cni service: agent-resident plugin behind a native shim", () => {
       const deleted = await runShim(config(), env("DEL"));
       assert.deepEqual(deleted, { code: 0, stdout: "" });
       assert.deepEqual(deps.world.linkNames("/run/netns/p1"), []);
-      assert.deepEqual(events.map((e) => (e.type === "served" ? `${e.command} ${e.exitCode}` : e.type)), ["ADD 0", "CHECK 0", "DEL 0"]);
+      assert.deepEqual(
+        events.map((e) => (e.type === "served" ? `${e.command} ${e.exitCode}` : e.type)),
+        ["ADD 0", "CHECK 0", "DEL 0"],
+      );
     });
 
     it("passes the plugin's errors through: error JSON on stdout, exit code 1", async () => {
       const bad = await runShim(config({ mtu: 5 }), env("ADD"));
       assert.equal(bad.code, 1);
-      assert.deepEqual(JSON.parse(bad.stdout), { cniVersion: "1.0.0", code: 7, msg: "config field mtu 5 is invalid: an integer between 68 and 65535", details: "" });
+      assert.deepEqual(JSON.parse(bad.stdout), {
+        cniVersion: "1.0.0",
+        code: 7,
+        msg: "config field mtu 5 is invalid: an integer between 68 and 65535",
+        details: "",
+      });
     });
 
     it("sends a caller in another network namespace to the standalone plugin, with stdin intact", async () => {
@@ -143,10 +189,17 @@ describe("cni service: agent-resident plugin behind a native shim", () => {
     it("replaces a stale socket file, refuses a live one, and removes its socket when closed", async () => {
       const path = join(dir, "stale.sock");
       const { server } = await rawServer(path, () => "0 0\n");
-      await assert.rejects(startCniService({ socketPath: path, deps, netns: OWN_NETNS }), (error: unknown) => error instanceof CniSocketError && error.code === "CONFLICT");
+      await assert.rejects(
+        startCniService({ socketPath: path, deps, netns: OWN_NETNS }),
+        (error: unknown) => error instanceof CniSocketError && error.code === "CONFLICT",
+      );
       await closeServer(server);
       // An agent killed with SIGKILL leaves its socket file behind, with nobody answering on it.
-      const crashed = spawn(process.execPath, ["-e", `require("node:net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`], { stdio: ["ignore", "pipe", "inherit"] });
+      const crashed = spawn(
+        process.execPath,
+        ["-e", `require("node:net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
       await new Promise((resolve) => crashed.stdout.once("data", resolve));
       crashed.kill("SIGKILL");
       await new Promise((resolve) => crashed.once("exit", resolve));
@@ -162,13 +215,27 @@ describe("cni service: agent-resident plugin behind a native shim", () => {
 
   describe("the shim falls back to the standalone plugin whenever the service cannot answer", () => {
     let dir = "";
-    before(async () => { dir = await mkdtemp(join(tmpdir(), "trellis-cni-shim-")); });
-    after(async () => { await rm(dir, { recursive: true, force: true }); });
-    const stdinFor = (agentSocket: string, extra = ""): string => `{"cniVersion":"1.0.0","name":"n","type":"trellis","agentSocket":"${agentSocket}"${extra}}`;
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), "trellis-cni-shim-"));
+    });
+    after(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+    const stdinFor = (agentSocket: string, extra = ""): string =>
+      `{"cniVersion":"1.0.0","name":"n","type":"trellis","agentSocket":"${agentSocket}"${extra}}`;
 
     it('without a socket, with agentSocket "" and with an agentSocket it cannot read, replaying stdin byte for byte', async () => {
-      for (const stdin of [stdinFor(join(dir, "absent.sock")), stdinFor(""), stdinFor("/a\\\\b"), stdinFor(join(dir, "x".repeat(120)))]) {
-        assert.deepEqual(await runShim(stdin, { CNI_COMMAND: "VERSION" }), { code: 0, stdout: `STANDALONE:${stdin}` }, stdin);
+      for (const stdin of [
+        stdinFor(join(dir, "absent.sock")),
+        stdinFor(""),
+        stdinFor("/a\\\\b"),
+        stdinFor(join(dir, "x".repeat(120))),
+      ]) {
+        assert.deepEqual(
+          await runShim(stdin, { CNI_COMMAND: "VERSION" }),
+          { code: 0, stdout: `STANDALONE:${stdin}` },
+          stdin,
+        );
       }
       // Larger than a pipe holds: written by a helper process while the standalone plugin reads.
       const large = stdinFor(join(dir, "absent.sock"), `,"pad":"${"p".repeat(300_000)}"`);
@@ -179,7 +246,13 @@ describe("cni service: agent-resident plugin behind a native shim", () => {
 
     it("sends only CNI_* variables and its namespace; falls back on a reply cut short, an unknown reply, a FALLBACK or silence", async () => {
       const path = join(dir, "raw.sock");
-      const replies: (string | undefined)[] = ['0 50\n{"cut":', "HTTP/1.1 200 OK\n", FALLBACK, undefined, "7\nno length"];
+      const replies: (string | undefined)[] = [
+        '0 50\n{"cut":',
+        "HTTP/1.1 200 OK\n",
+        FALLBACK,
+        undefined,
+        "7\nno length",
+      ];
       let next = 0;
       const { server, requests } = await rawServer(path, () => replies[next++]);
       try {
@@ -199,7 +272,9 @@ describe("cni service: agent-resident plugin behind a native shim", () => {
 
     it("falls back when the service hangs up while the request is still being sent (no SIGPIPE death)", async () => {
       const path = join(dir, "hangup.sock");
-      const server = createServer((socket) => { socket.destroy(); });
+      const server = createServer((socket) => {
+        socket.destroy();
+      });
       await new Promise<void>((resolve) => server.listen(path, resolve));
       try {
         const large = stdinFor(path, `,"pad":"${"q".repeat(2_000_000)}"`);

@@ -11,14 +11,20 @@ describe("cni plugin: start-up", () => {
   let dir = "";
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "trellis-cni-startup-"));
-    await writeFile(join(dir, "subnet.env"), "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\n");
+    await writeFile(
+      join(dir, "subnet.env"),
+      "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\n",
+    );
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
   });
 
   it("bin/trellis runs the bundle with the build's V8 code cache, and V8 accepts it", async () => {
-    const out = await runStatus(CNI_BIN, [], { env: { PATH: process.env.PATH ?? "", CNI_COMMAND: "VERSION", TRELLIS_CNI_REPORT_CODE_CACHE: "1" }, input: "" });
+    const out = await runStatus(CNI_BIN, [], {
+      env: { PATH: process.env.PATH ?? "", CNI_COMMAND: "VERSION", TRELLIS_CNI_REPORT_CODE_CACHE: "1" },
+      input: "",
+    });
     assert.equal(out.code, 0);
     assert.equal(out.stderr.trim(), "code cache: accepted");
   });
@@ -26,7 +32,13 @@ describe("cni plugin: start-up", () => {
   it("VERSION, STATUS and early errors never load the netlink package", async () => {
     const plugin = resolve(REPO_ROOT, "dist/cni-plugin/src/plugin.js");
     const deps = resolve(REPO_ROOT, "dist/cni-plugin/src/real-deps.js");
-    const config = JSON.stringify({ cniVersion: "1.1.0", name: "n", type: "trellis", subnetFile: join(dir, "subnet.env"), dataDir: join(dir, "ipam") });
+    const config = JSON.stringify({
+      cniVersion: "1.1.0",
+      name: "n",
+      type: "trellis",
+      subnetFile: join(dir, "subnet.env"),
+      dataDir: join(dir, "ipam"),
+    });
     // The adapter loads netlink with require(), so anything loaded shows in require.cache.
     const script = `
       import { createRequire } from "node:module";

@@ -48,7 +48,9 @@ export class CniPluginError extends Error {
     readonly exitCode: number,
     readonly stderr: string,
   ) {
-    super(`${plugin} ${command} failed with code ${code}: ${msg}${stderr.trim() === "" ? "" : ` (stderr: ${stderr.trim().slice(0, 500)})`}`);
+    super(
+      `${plugin} ${command} failed with code ${code}: ${msg}${stderr.trim() === "" ? "" : ` (stderr: ${stderr.trim().slice(0, 500)})`}`,
+    );
     this.name = "CniPluginError";
   }
 }
@@ -83,7 +85,10 @@ export class CniRuntime {
   }
 
   /** DEL in reverse order with the cached result as prevResult (0.4.0+); the cache entry is removed afterwards. */
-  async del(list: ConfList, rt: Attachment & { netns?: string; args?: RuntimeConf["args"]; capabilityArgs?: Json }): Promise<void> {
+  async del(
+    list: ConfList,
+    rt: Attachment & { netns?: string; args?: RuntimeConf["args"]; capabilityArgs?: Json },
+  ): Promise<void> {
     const cached = await this.cachedResult(list, rt);
     const prev = versionAtLeast(list.cniVersion, "0.4.0") ? cached : undefined;
     for (const plugin of [...list.plugins].reverse()) await this.invoke("DEL", list, plugin, rt, prev);
@@ -92,17 +97,20 @@ export class CniRuntime {
 
   /** CHECK (0.4.0+) in order, each with the cached ADD result. */
   async check(list: ConfList, rt: RuntimeConf): Promise<void> {
-    if (!versionAtLeast(list.cniVersion, "0.4.0")) throw new Error(`CHECK needs cniVersion 0.4.0+, the list has ${list.cniVersion}`);
+    if (!versionAtLeast(list.cniVersion, "0.4.0"))
+      throw new Error(`CHECK needs cniVersion 0.4.0+, the list has ${list.cniVersion}`);
     if (list.disableCheck === true) return;
     const cached = await this.cachedResult(list, rt);
-    if (cached === undefined) throw new Error(`no cached result for ${rt.containerId}/${rt.ifname}: CHECK needs a prior ADD`);
+    if (cached === undefined)
+      throw new Error(`no cached result for ${rt.containerId}/${rt.ifname}: CHECK needs a prior ADD`);
     for (const plugin of list.plugins) await this.invoke("CHECK", list, plugin, rt, cached);
   }
 
   /** GC (1.1.0): every plugin gets the attachments to keep; cache entries of the others are dropped. */
   async gc(list: ConfList, valid: readonly Attachment[]): Promise<void> {
     const attachments = valid.map((a) => ({ containerID: a.containerId, ifname: a.ifname }));
-    for (const plugin of list.plugins) await this.invoke("GC", list, { ...plugin, "cni.dev/valid-attachments": attachments }, undefined, undefined);
+    for (const plugin of list.plugins)
+      await this.invoke("GC", list, { ...plugin, "cni.dev/valid-attachments": attachments }, undefined, undefined);
     const keep = new Set(valid.map((a) => this.cacheName(list, a)));
     for (const name of await readdir(this.resultsDir()).catch(() => [])) {
       if (name.startsWith(`${list.name}-`) && !keep.has(name)) await rm(join(this.resultsDir(), name), { force: true });
@@ -129,7 +137,10 @@ export class CniRuntime {
     for (const name of await readdir(this.resultsDir()).catch(() => [])) {
       if (!name.startsWith(`${list.name}-`)) continue;
       try {
-        const entry = JSON.parse(await readFile(join(this.resultsDir(), name), "utf8")) as { containerId: string; ifName: string };
+        const entry = JSON.parse(await readFile(join(this.resultsDir(), name), "utf8")) as {
+          containerId: string;
+          ifName: string;
+        };
         out.push({ containerId: entry.containerId, ifname: entry.ifName });
       } catch {
         // a torn entry is not an attachment
@@ -139,13 +150,19 @@ export class CniRuntime {
   }
 
   /** libcni's buildOneConfig: the plugin's own config plus name, cniVersion, runtimeConfig and prevResult. */
-  static pluginConfig(list: ConfList, plugin: Json, rt: { capabilityArgs?: Json } | undefined, prevResult: Json | undefined): Json {
+  static pluginConfig(
+    list: ConfList,
+    plugin: Json,
+    rt: { capabilityArgs?: Json } | undefined,
+    prevResult: Json | undefined,
+  ): Json {
     const config: Json = { ...plugin, name: list.name, cniVersion: list.cniVersion };
     const capabilities = plugin.capabilities as Record<string, boolean> | undefined;
     if (capabilities !== undefined && rt?.capabilityArgs !== undefined) {
       const runtimeConfig: Json = {};
       for (const [capability, enabled] of Object.entries(capabilities)) {
-        if (enabled && rt.capabilityArgs[capability] !== undefined) runtimeConfig[capability] = rt.capabilityArgs[capability];
+        if (enabled && rt.capabilityArgs[capability] !== undefined)
+          runtimeConfig[capability] = rt.capabilityArgs[capability];
       }
       if (Object.keys(runtimeConfig).length > 0) config.runtimeConfig = runtimeConfig;
     }
@@ -162,7 +179,11 @@ export class CniRuntime {
   ): Promise<Json | undefined> {
     const type = typeof plugin.type === "string" ? plugin.type : "";
     const binary = await this.findPlugin(type);
-    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", CNI_COMMAND: command, CNI_PATH: this.options.binDirs.join(":") };
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      CNI_COMMAND: command,
+      CNI_PATH: this.options.binDirs.join(":"),
+    };
     if (rt !== undefined) {
       env.CNI_CONTAINERID = rt.containerId;
       env.CNI_IFNAME = rt.ifname;
@@ -170,7 +191,8 @@ export class CniRuntime {
       env.CNI_ARGS = [["IgnoreUnknown", "1"] as const, ...(rt.args ?? [])].map(([k, v]) => `${k}=${v}`).join(";");
     }
     const stdin = JSON.stringify(CniRuntime.pluginConfig(list, plugin, rt, prevResult));
-    const [file, args] = this.options.nodeNetns === undefined ? [binary, []] : ["ip", ["netns", "exec", this.options.nodeNetns, binary]];
+    const [file, args] =
+      this.options.nodeNetns === undefined ? [binary, []] : ["ip", ["netns", "exec", this.options.nodeNetns, binary]];
     const out = await runStatus(file, args, { input: stdin, env, timeoutMs: this.options.timeoutMs ?? 60_000 });
     if (out.code !== 0) {
       let parsed: { code?: unknown; msg?: unknown } = {};
@@ -195,7 +217,13 @@ export class CniRuntime {
     if (!/^[A-Za-z0-9_.-]+$/.test(type)) throw new Error(`plugin type ${JSON.stringify(type)} is not a file name`);
     for (const dir of this.options.binDirs) {
       const path = join(dir, type);
-      if (await stat(path).then((s) => s.isFile(), () => false)) return path;
+      if (
+        await stat(path).then(
+          (s) => s.isFile(),
+          () => false,
+        )
+      )
+        return path;
     }
     throw new Error(`plugin ${type} not found in ${this.options.binDirs.join(":")}`);
   }
@@ -214,7 +242,13 @@ export class CniRuntime {
 
   private async writeCache(list: ConfList, rt: RuntimeConf, result: Json): Promise<void> {
     await mkdir(this.resultsDir(), { recursive: true });
-    const entry = { kind: "cniCacheV1", containerId: rt.containerId, ifName: rt.ifname, networkName: list.name, result };
+    const entry = {
+      kind: "cniCacheV1",
+      containerId: rt.containerId,
+      ifName: rt.ifname,
+      networkName: list.name,
+      result,
+    };
     const path = this.cachePath(list, rt);
     await writeFile(`${path}.tmp`, JSON.stringify(entry));
     await rename(`${path}.tmp`, path);

@@ -38,26 +38,44 @@ export interface EtcdServerOptions {
 }
 
 /** etcd's command line for one member: its own client and peer URLs, data dir, and the cluster it belongs to. */
-export function etcdArgs(member: EtcdMemberSpec, dataDir: string, members: readonly EtcdMemberSpec[], tls?: EtcdTls): string[] {
+export function etcdArgs(
+  member: EtcdMemberSpec,
+  dataDir: string,
+  members: readonly EtcdMemberSpec[],
+  tls?: EtcdTls,
+): string[] {
   const scheme = tls === undefined ? "http" : "https";
   const clientUrl = `${scheme}://${member.host}:${member.clientPort}`;
   const peerUrl = `http://${member.host}:${member.peerPort}`;
   const args = [
-    "--name", member.name,
-    "--data-dir", dataDir,
+    "--name",
+    member.name,
+    "--data-dir",
+    dataDir,
     // Also on loopback (inside a namespace that is the namespace's own loopback) for local tools.
-    "--listen-client-urls", member.host === "127.0.0.1" ? clientUrl : `${clientUrl},${scheme}://127.0.0.1:${member.clientPort}`,
-    "--advertise-client-urls", clientUrl,
-    "--listen-peer-urls", peerUrl,
-    "--initial-advertise-peer-urls", peerUrl,
-    "--initial-cluster", members.map((m) => `${m.name}=http://${m.host}:${m.peerPort}`).join(","),
-    "--initial-cluster-state", "new",
-    "--initial-cluster-token", "trellis",
-    "--logger", "zap",
-    "--log-level", "error",
+    "--listen-client-urls",
+    member.host === "127.0.0.1" ? clientUrl : `${clientUrl},${scheme}://127.0.0.1:${member.clientPort}`,
+    "--advertise-client-urls",
+    clientUrl,
+    "--listen-peer-urls",
+    peerUrl,
+    "--initial-advertise-peer-urls",
+    peerUrl,
+    "--initial-cluster",
+    members.map((m) => `${m.name}=http://${m.host}:${m.peerPort}`).join(","),
+    "--initial-cluster-state",
+    "new",
+    "--initial-cluster-token",
+    "trellis",
+    "--logger",
+    "zap",
+    "--log-level",
+    "error",
     // Small and fast: tests and the lab never need big snapshots.
-    "--snapshot-count", "10000",
-    "--quota-backend-bytes", String(256 * 1024 * 1024),
+    "--snapshot-count",
+    "10000",
+    "--quota-backend-bytes",
+    String(256 * 1024 * 1024),
   ];
   if (tls !== undefined) {
     args.push("--cert-file", tls.certFile, "--key-file", tls.keyFile);
@@ -134,16 +152,24 @@ export class EtcdServer {
   }
 
   async waitHealthy(proc = this.process, timeoutMs = 20_000): Promise<void> {
-    await waitFor(`etcd at ${this.endpoint} to be healthy`, async () => {
-      if (proc !== undefined && !proc.running) {
-        throw new Error(`etcd exited: ${proc.recentOutput.slice(-2000)}`);
-      }
-      const result = await runStatus(...wrap(this.member.netns, "etcdctl", ["endpoint", "health", ...this.etcdctlArgs()]), {
-        timeoutMs: 3000,
-        env: { ...process.env, ETCDCTL_API: "3" },
-      });
-      return result.code === 0;
-    }, timeoutMs, 100);
+    await waitFor(
+      `etcd at ${this.endpoint} to be healthy`,
+      async () => {
+        if (proc !== undefined && !proc.running) {
+          throw new Error(`etcd exited: ${proc.recentOutput.slice(-2000)}`);
+        }
+        const result = await runStatus(
+          ...wrap(this.member.netns, "etcdctl", ["endpoint", "health", ...this.etcdctlArgs()]),
+          {
+            timeoutMs: 3000,
+            env: { ...process.env, ETCDCTL_API: "3" },
+          },
+        );
+        return result.code === 0;
+      },
+      timeoutMs,
+      100,
+    );
   }
 
   /** Arguments that point etcdctl at this server (TLS included). */
@@ -187,7 +213,10 @@ export class EtcdServer {
 }
 
 /** Starts an n-member cluster on one host (or one namespace), all members on their own ports. */
-export async function startEtcdCluster(size: number, options: { host?: string; netns?: string; dataDirRoot?: string } = {}): Promise<EtcdServer[]> {
+export async function startEtcdCluster(
+  size: number,
+  options: { host?: string; netns?: string; dataDirRoot?: string } = {},
+): Promise<EtcdServer[]> {
   const host = options.host ?? "127.0.0.1";
   const members: EtcdMemberSpec[] = [];
   for (let i = 0; i < size; i++) {
@@ -204,7 +233,9 @@ export async function startEtcdCluster(size: number, options: { host?: string; n
   try {
     for (const self of members) {
       const dataDir = options.dataDirRoot === undefined ? undefined : join(options.dataDirRoot, self.name);
-      servers.push(await EtcdServer.start({ cluster: { self, members }, ...(dataDir === undefined ? {} : { dataDir }) }));
+      servers.push(
+        await EtcdServer.start({ cluster: { self, members }, ...(dataDir === undefined ? {} : { dataDir }) }),
+      );
     }
     await Promise.all(servers.map((s) => s.waitHealthy()));
   } catch (error) {

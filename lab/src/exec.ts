@@ -9,7 +9,11 @@ export interface RunResult {
 }
 
 /** Runs a program to completion; rejects with its stderr when it exits non-zero. */
-export function run(file: string, args: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  file: string,
+  args: readonly string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       file,
@@ -39,7 +43,12 @@ export function runStatus(
     const child = execFile(
       file,
       args,
-      { timeout: options.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024, encoding: "utf8", env: options.env ?? process.env },
+      {
+        timeout: options.timeoutMs ?? 30_000,
+        maxBuffer: 64 * 1024 * 1024,
+        encoding: "utf8",
+        env: options.env ?? process.env,
+      },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
         resolve({ code, stdout, stderr });
@@ -61,7 +70,11 @@ export interface RunningProcess {
 
 /** A detached process known by PID; its output is in logFile. */
 export class DetachedProcess implements RunningProcess {
-  constructor(readonly pid: number, readonly logFile: string, private readonly expect: RegExp) {}
+  constructor(
+    readonly pid: number,
+    readonly logFile: string,
+    private readonly expect: RegExp,
+  ) {}
 
   get running(): boolean {
     return pidAlive(this.pid) && this.expect.test(commandLine(this.pid));
@@ -85,7 +98,10 @@ export class ManagedProcess implements RunningProcess {
   readonly exited: Promise<number | null>;
   private output = "";
 
-  constructor(readonly name: string, readonly child: ChildProcess) {
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
     this.exited = once(child, "exit").then(([code]) => code as number | null);
     const keep = (chunk: Buffer): void => {
       this.output = (this.output + chunk.toString("utf8")).slice(-64_000);
@@ -160,7 +176,12 @@ export function commandLine(pid: number): string {
 }
 
 /** SIGTERM, then SIGKILL after graceMs; resolves when the PID is gone. Only if its command line matches `expect`. */
-export async function stopPid(pid: number, expect: RegExp, graceMs = 5000, signal: NodeJS.Signals = "SIGTERM"): Promise<boolean> {
+export async function stopPid(
+  pid: number,
+  expect: RegExp,
+  graceMs = 5000,
+  signal: NodeJS.Signals = "SIGTERM",
+): Promise<boolean> {
   if (!expect.test(commandLine(pid))) return false;
   try {
     process.kill(pid, signal);

@@ -16,7 +16,9 @@ const SERVER_CMD = /pod-server\.js/;
 /** The node's CNI view: its conflist (rendered for the node, pointed at its subnet file and IPAM dir), plugin dirs. */
 export async function podNode(lab: Lab, index: number): Promise<PodNode> {
   const node = lab.layout.node(index);
-  const base = await readConflist(join(node.dir, "10-trellis.conflist")).catch(() => readConflist(join(REPO_ROOT, "deploy/cni/10-trellis.conflist")));
+  const base = await readConflist(join(node.dir, "10-trellis.conflist")).catch(() =>
+    readConflist(join(REPO_ROOT, "deploy/cni/10-trellis.conflist")),
+  );
   const subnetFile = join(node.dir, "subnet.env");
   const dataDir = join(node.dir, "cni-ipam");
   return {
@@ -56,7 +58,12 @@ export async function removePod(lab: Lab, name: string): Promise<void> {
   const pod = lab.current.pods.find((p) => p.name === name);
   if (pod === undefined) throw new Error(`no pod ${name}`);
   if (pod.httpPid !== undefined) await stopPid(pod.httpPid, SERVER_CMD, 2000);
-  await deletePod(await podNode(lab, pod.node), { name: pod.name, containerId: pod.name, ifname: "eth0", netnsPath: `/run/netns/${pod.name}` });
+  await deletePod(await podNode(lab, pod.node), {
+    name: pod.name,
+    containerId: pod.name,
+    ifname: "eth0",
+    netnsPath: `/run/netns/${pod.name}`,
+  });
   lab.current.pods.splice(lab.current.pods.indexOf(pod), 1);
   await lab.save();
 }
@@ -64,7 +71,11 @@ export async function removePod(lab: Lab, name: string): Promise<void> {
 /** Starts the pod's HTTP server on its IP, port 80. */
 export async function startPodServer(lab: Lab, pod: PodState): Promise<void> {
   const script = fileURLToPath(new URL("./pod-server.js", import.meta.url));
-  pod.httpPid = startDetached("ip", ["netns", "exec", pod.name, process.execPath, script, pod.ip, String(POD_HTTP_PORT), pod.name], join(lab.layout.stateDir, `${pod.name}-http.log`));
+  pod.httpPid = startDetached(
+    "ip",
+    ["netns", "exec", pod.name, process.execPath, script, pod.ip, String(POD_HTTP_PORT), pod.name],
+    join(lab.layout.stateDir, `${pod.name}-http.log`),
+  );
   await lab.save();
   for (let i = 0; i < 100; i++) {
     if ((await httpGetIn(pod.name, `http://${pod.ip}:${POD_HTTP_PORT}/`, 1000)).status === 200) return;
@@ -81,5 +92,9 @@ export async function fetchFromPod(client: PodState, server: PodState): Promise<
 }
 
 export function podEndpoints(lab: Lab): Endpoint[] {
-  return lab.current.pods.map((p) => ({ name: `n${p.node}/p${p.name.split("-p").pop() ?? "?"}`, ns: p.name, ip: p.ip }));
+  return lab.current.pods.map((p) => ({
+    name: `n${p.node}/p${p.name.split("-p").pop() ?? "?"}`,
+    ns: p.name,
+    ip: p.ip,
+  }));
 }

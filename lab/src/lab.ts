@@ -7,7 +7,14 @@ import { join } from "node:path";
 import { REPO_ROOT } from "./paths.js";
 import { EtcdServer } from "./etcd.js";
 import { commandLine, run, runStatus, startDetached, stopPid } from "./exec.js";
-import { LabLayout, OUTSIDE_IP, UNDERLAY_BRIDGE_MAC, UNDERLAY_GATEWAY, UNDERLAY_PREFIX_LEN, type NodeLayout } from "./layout.js";
+import {
+  LabLayout,
+  OUTSIDE_IP,
+  UNDERLAY_BRIDGE_MAC,
+  UNDERLAY_GATEWAY,
+  UNDERLAY_PREFIX_LEN,
+  type NodeLayout,
+} from "./layout.js";
 import { addNamespace, deleteNamespace, ipIn, listNamespaces } from "./netns.js";
 import { waitFor } from "./ports.js";
 import { addPods } from "./lab-pods.js";
@@ -73,14 +80,22 @@ export class Lab {
       createdAt: new Date().toISOString(),
     };
     await this.save();
-    this.progress(`install: scripts/install --root ${this.layout.installRoot} (the agent, the CNI plugin and its conflist, as on a node)`);
+    this.progress(
+      `install: scripts/install --root ${this.layout.installRoot} (the agent, the CNI plugin and its conflist, as on a node)`,
+    );
     await mkdir(this.layout.installRoot, { recursive: true });
     await run(join(REPO_ROOT, "scripts/install"), ["--root", this.layout.installRoot], { timeoutMs: 60_000 });
-    this.progress(`underlay: namespace ${this.layout.underlayNs}, bridge br0, ${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}`);
+    this.progress(
+      `underlay: namespace ${this.layout.underlayNs}, bridge br0, ${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}`,
+    );
     await this.createUnderlay();
-    this.progress(`etcd: starting ${this.current.etcdEndpoints.length} member(s) in ${this.layout.underlayNs} at ${this.current.etcdEndpoints.join(", ")}`);
+    this.progress(
+      `etcd: starting ${this.current.etcdEndpoints.length} member(s) in ${this.layout.underlayNs} at ${this.current.etcdEndpoints.join(", ")}`,
+    );
     await this.startEtcd();
-    this.progress(`network config: 172.30.0.0/16, backend ${options.backend}${options.directRouting === true ? " with DirectRouting" : ""}`);
+    this.progress(
+      `network config: 172.30.0.0/16, backend ${options.backend}${options.directRouting === true ? " with DirectRouting" : ""}`,
+    );
     await this.writeNetworkConfig(options);
     for (let index = 1; index <= options.nodes; index++) {
       await this.addNode(index, options.leaseTtl);
@@ -136,7 +151,12 @@ export class Lab {
     const starting: Promise<EtcdServer>[] = [];
     for (const [m, entry] of this.current.etcd.entries()) {
       if ((member !== undefined && m !== member) || entry.pid !== undefined) continue;
-      starting.push(this.etcdServer(m).then((server) => { entry.pid = server.pid; return server; }));
+      starting.push(
+        this.etcdServer(m).then((server) => {
+          entry.pid = server.pid;
+          return server;
+        }),
+      );
     }
     const servers = await Promise.all(starting);
     await this.save();
@@ -144,7 +164,11 @@ export class Lab {
   }
 
   /** Runs trellis-agent with the given arguments inside a namespace (the underlay's by default). */
-  agentCli(args: readonly string[], ns = this.layout.underlayNs, env: Record<string, string> = {}): ReturnType<typeof runStatus> {
+  agentCli(
+    args: readonly string[],
+    ns = this.layout.underlayNs,
+    env: Record<string, string> = {},
+  ): ReturnType<typeof runStatus> {
     return runStatus("ip", ["netns", "exec", ns, this.layout.agentBin, ...args], {
       env: { ...process.env, TRELLIS_ETCD_ENDPOINTS: this.current.etcdEndpoints.join(","), ...env },
       timeoutMs: 30_000,
@@ -167,7 +191,11 @@ export class Lab {
       cniDataDir: join(node.dir, "cni-ipam"),
       cniSocket: join(node.dir, "cni.sock"),
       agentBin: this.layout.agentBin,
-      extra: { TRELLIS_LOG_FORMAT: "text", ...(leaseTtl === undefined ? {} : { TRELLIS_SUBNET_LEASE_TTL: leaseTtl }), ...this.extraEnv },
+      extra: {
+        TRELLIS_LOG_FORMAT: "text",
+        ...(leaseTtl === undefined ? {} : { TRELLIS_SUBNET_LEASE_TTL: leaseTtl }),
+        ...this.extraEnv,
+      },
     };
   }
 
@@ -216,13 +244,14 @@ export class Lab {
     const entry = this.current.nodes.find((n) => n.index === index);
     if (entry === undefined) throw new Error(`no node ${node.name}`);
     const log = join(node.dir, "agent.log");
-    entry.logOffset = await stat(log).then((s) => s.size, () => 0);
-    const pid = startDetached(
-      "ip",
-      ["netns", "exec", node.ns, this.layout.agentBin, "run"],
-      log,
-      { ...process.env, ...(await readAgentEnv(node)) },
+    entry.logOffset = await stat(log).then(
+      (s) => s.size,
+      () => 0,
     );
+    const pid = startDetached("ip", ["netns", "exec", node.ns, this.layout.agentBin, "run"], log, {
+      ...process.env,
+      ...(await readAgentEnv(node)),
+    });
     entry.agentPid = pid;
     await this.save();
     return pid;
@@ -243,13 +272,20 @@ export class Lab {
     const node = this.layout.node(index);
     const entry = this.current.nodes.find((n) => n.index === index);
     const logFile = join(node.dir, "agent.log");
-    await waitFor(`agent on ${node.name} to be ready`, async () => {
-      if (entry?.agentPid !== undefined && !AGENT_CMD.test(commandLine(entry.agentPid))) {
-        throw new Error(`the agent on ${node.name} exited; see ${logFile}:\n${(await readFile(logFile, "utf8")).slice(-2000)}`);
-      }
-      const text = (await readFile(logFile)).subarray(entry?.logOffset ?? 0).toString("utf8");
-      return /\bINFO\s+ready\b|"message":"ready"/.test(text);
-    }, timeoutMs, 50);
+    await waitFor(
+      `agent on ${node.name} to be ready`,
+      async () => {
+        if (entry?.agentPid !== undefined && !AGENT_CMD.test(commandLine(entry.agentPid))) {
+          throw new Error(
+            `the agent on ${node.name} exited; see ${logFile}:\n${(await readFile(logFile, "utf8")).slice(-2000)}`,
+          );
+        }
+        const text = (await readFile(logFile)).subarray(entry?.logOffset ?? 0).toString("utf8");
+        return /\bINFO\s+ready\b|"message":"ready"/.test(text);
+      },
+      timeoutMs,
+      50,
+    );
   }
 
   /** The node's lease as written to its subnet file: the gateway address and prefix (FLANNEL_SUBNET). */
@@ -280,9 +316,21 @@ export class Lab {
 
   /** Runs etcdctl against the lab's etcd, from the underlay namespace. */
   async etcdctl(...args: string[]): Promise<string> {
-    const result = await runStatus("ip", ["netns", "exec", this.layout.underlayNs, "etcdctl", "--endpoints", this.current.etcdEndpoints.join(","), ...args], {
-      env: { ...process.env, ETCDCTL_API: "3" },
-    });
+    const result = await runStatus(
+      "ip",
+      [
+        "netns",
+        "exec",
+        this.layout.underlayNs,
+        "etcdctl",
+        "--endpoints",
+        this.current.etcdEndpoints.join(","),
+        ...args,
+      ],
+      {
+        env: { ...process.env, ETCDCTL_API: "3" },
+      },
+    );
     if (result.code !== 0) throw new Error(`etcdctl ${args.join(" ")}: ${result.stderr.trim()}`);
     return result.stdout;
   }
@@ -309,7 +357,9 @@ export class Lab {
     for (const member of state?.etcd ?? []) if (member.pid !== undefined) await stopPid(member.pid, ETCD_CMD, 5000);
     const namespaces = (await listNamespaces()).filter((ns) => this.layout.owns(ns));
     // Nodes first, the underlay last: deleting a namespace kills whatever still runs in it.
-    for (const ns of namespaces.sort((a, b) => Number(a === this.layout.underlayNs) - Number(b === this.layout.underlayNs))) {
+    for (const ns of namespaces.sort(
+      (a, b) => Number(a === this.layout.underlayNs) - Number(b === this.layout.underlayNs),
+    )) {
       await deleteNamespace(ns);
     }
     await rm(this.layout.stateDir, { recursive: true, force: true });
@@ -330,7 +380,10 @@ export class Lab {
     }
     try {
       const list = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-      for (const ns of list.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n !== "" && this.layout.owns(n))) {
+      for (const ns of list
+        .split("\n")
+        .map((l) => l.split(" ")[0] ?? "")
+        .filter((n) => n !== "" && this.layout.owns(n))) {
         execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
       }
     } catch {

@@ -35,7 +35,8 @@ export class LabLayout {
     readonly prefix: string,
     readonly stateDir: string,
   ) {
-    if (!/^[a-z][a-z0-9]{0,7}$/.test(prefix)) throw new Error(`lab prefix ${JSON.stringify(prefix)} must be 1-8 lowercase letters/digits`);
+    if (!/^[a-z][a-z0-9]{0,7}$/.test(prefix))
+      throw new Error(`lab prefix ${JSON.stringify(prefix)} must be 1-8 lowercase letters/digits`);
   }
 
   get underlayNs(): string {
@@ -61,7 +62,13 @@ export class LabLayout {
 
   /** Member m (0-based) of the lab's etcd: all in the underlay namespace, ports 2379/2380 + 10·m. */
   etcdMember(member: number): { name: string; host: string; clientPort: number; peerPort: number; netns: string } {
-    return { name: `etcd${member + 1}`, host: UNDERLAY_GATEWAY, clientPort: ETCD_CLIENT_PORT + member * 10, peerPort: ETCD_PEER_PORT + member * 10, netns: this.underlayNs };
+    return {
+      name: `etcd${member + 1}`,
+      host: UNDERLAY_GATEWAY,
+      clientPort: ETCD_CLIENT_PORT + member * 10,
+      peerPort: ETCD_PEER_PORT + member * 10,
+      netns: this.underlayNs,
+    };
   }
 
   etcdEndpoint(member = 0): string {
@@ -69,7 +76,8 @@ export class LabLayout {
   }
 
   node(index: number): NodeLayout {
-    if (!Number.isInteger(index) || index < 1 || index > MAX_NODES) throw new Error(`node index ${index} outside 1..${MAX_NODES}`);
+    if (!Number.isInteger(index) || index < 1 || index > MAX_NODES)
+      throw new Error(`node index ${index} outside 1..${MAX_NODES}`);
     return {
       name: `n${index}`,
       index,

@@ -35,7 +35,9 @@ function nodeIndex(lab: Lab, name: string | undefined): number {
   const match = /^n(\d+)$/.exec(name ?? "");
   const index = Number(match?.[1]);
   if (match === null || !lab.current.nodes.some((n) => n.index === index)) {
-    fail(`${JSON.stringify(name ?? "")} is not a node of this lab (${lab.current.nodes.map((n) => `n${n.index}`).join(", ")})`);
+    fail(
+      `${JSON.stringify(name ?? "")} is not a node of this lab (${lab.current.nodes.map((n) => `n${n.index}`).join(", ")})`,
+    );
   }
   return index;
 }
@@ -44,7 +46,10 @@ function showPods(lab: Lab): void {
   const pods = lab.current.pods;
   if (pods.length === 0) return;
   process.stdout.write("Pods (namespaces ADDed through the node's CNI chain):\n");
-  for (const pod of pods) process.stdout.write(`  ${pod.name.padEnd(16)} node n${pod.node}  ${pod.ip}${pod.httpPid === undefined ? "" : "  http :80"}\n`);
+  for (const pod of pods)
+    process.stdout.write(
+      `  ${pod.name.padEnd(16)} node n${pod.node}  ${pod.ip}${pod.httpPid === undefined ? "" : "  http :80"}\n`,
+    );
   process.stdout.write("\n");
 }
 
@@ -60,7 +65,9 @@ async function httpDemo(lab: Lab): Promise<boolean> {
   for (const server of servers) {
     const answer = await fetchFromPod(client, server);
     ok &&= answer.ok;
-    process.stdout.write(`  ${client.name} (n${client.node}) → http://${server.ip}/ (${server.name} on n${server.node}): ${answer.ok ? answer.body : `FAILED: ${answer.body}`}\n`);
+    process.stdout.write(
+      `  ${client.name} (n${client.node}) → http://${server.ip}/ (${server.name} on n${server.node}): ${answer.ok ? answer.body : `FAILED: ${answer.body}`}\n`,
+    );
   }
   process.stdout.write("\n");
   return ok;
@@ -70,7 +77,9 @@ async function printPingMatrix(lab: Lab): Promise<boolean> {
   const pods = podEndpoints(lab);
   const endpoints = pods.length > 0 ? pods : await lab.ensureGateways();
   const results = await pingMatrix(endpoints);
-  process.stdout.write(`${pods.length > 0 ? "Pod to pod" : "Node subnet to node subnet (gateway addresses)"}, ping:\n${formatMatrix(endpoints, results)}\n`);
+  process.stdout.write(
+    `${pods.length > 0 ? "Pod to pod" : "Node subnet to node subnet (gateway addresses)"}, ping:\n${formatMatrix(endpoints, results)}\n`,
+  );
   return results.every((r) => r.ok);
 }
 
@@ -97,21 +106,36 @@ async function main(argv: string[]): Promise<void> {
   const prefix = process.env.TRELLIS_LAB_PREFIX ?? "trl";
   const layout = new LabLayout(prefix, process.env.TRELLIS_LAB_DIR ?? `/run/trellis-lab/${prefix}`);
   const started = Date.now();
-  const lab = new Lab(layout, (line) => { process.stdout.write(`[lab +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`); });
-  const needLab = async (): Promise<void> => { if ((await lab.load()) === undefined) fail("no lab is up; run `scripts/lab up`"); };
+  const lab = new Lab(layout, (line) => {
+    process.stdout.write(`[lab +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
+  });
+  const needLab = async (): Promise<void> => {
+    if ((await lab.load()) === undefined) fail("no lab is up; run `scripts/lab up`");
+  };
 
   switch (command) {
     case "up": {
       const nodes = Number(values.nodes);
       const members = Number(values["etcd-members"]);
       const pods = Number(values.pods);
-      if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) fail(`--nodes ${values.nodes} must be an integer from 1 to ${MAX_NODES}`);
-      if (values.backend !== "vxlan" && values.backend !== "host-gw") fail(`--backend ${values.backend} must be vxlan or host-gw`);
+      if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
+        fail(`--nodes ${values.nodes} must be an integer from 1 to ${MAX_NODES}`);
+      if (values.backend !== "vxlan" && values.backend !== "host-gw")
+        fail(`--backend ${values.backend} must be vxlan or host-gw`);
       if (members !== 1 && members !== 3) fail(`--etcd-members ${values["etcd-members"]} must be 1 or 3`);
-      if (!Number.isInteger(pods) || pods < 0 || pods > 50) fail(`--pods ${values.pods} must be an integer from 0 to 50`);
+      if (!Number.isInteger(pods) || pods < 0 || pods > 50)
+        fail(`--pods ${values.pods} must be an integer from 0 to 50`);
       try {
-        await lab.up({ nodes, backend: values.backend, directRouting: values["direct-routing"], etcdMembers: members, podsPerNode: pods });
-        process.stdout.write(`\nThe lab is up: ${nodes} nodes, ${values.backend}${values["direct-routing"] ? " + DirectRouting" : ""}, ${members} etcd member(s), ${pods} pods per node, in ${((Date.now() - started) / 1000).toFixed(1)} s.\n\n`);
+        await lab.up({
+          nodes,
+          backend: values.backend,
+          directRouting: values["direct-routing"],
+          etcdMembers: members,
+          podsPerNode: pods,
+        });
+        process.stdout.write(
+          `\nThe lab is up: ${nodes} nodes, ${values.backend}${values["direct-routing"] ? " + DirectRouting" : ""}, ${members} etcd member(s), ${pods} pods per node, in ${((Date.now() - started) / 1000).toFixed(1)} s.\n\n`,
+        );
         process.stdout.write(`trellis-agent status (on ${layout.node(1).name}):\n${await lab.status(1)}\n`);
         showPods(lab);
         if (lab.current.pods.length > 0) {
@@ -120,17 +144,23 @@ async function main(argv: string[]): Promise<void> {
         }
         if (!(await printPingMatrix(lab))) process.exitCode = 1;
       } catch (error) {
-        process.stderr.write(`lab: up failed: ${error instanceof Error ? error.message : String(error)}\nlab: removing the half-built lab\n`);
+        process.stderr.write(
+          `lab: up failed: ${error instanceof Error ? error.message : String(error)}\nlab: removing the half-built lab\n`,
+        );
         await lab.down();
         process.exit(1);
       }
-      process.stdout.write("Next: scripts/lab status | ping | exec n1-p1 -- ip addr | logs n1 | kill-agent n2 | add-node | down\n");
+      process.stdout.write(
+        "Next: scripts/lab status | ping | exec n1-p1 -- ip addr | logs n1 | kill-agent n2 | add-node | down\n",
+      );
       return;
     }
     case "status": {
       await needLab();
       const state = lab.current;
-      process.stdout.write(`lab ${state.prefix}: backend ${state.backend}, etcd ${state.etcdEndpoints.join(",")}, since ${state.createdAt}\n`);
+      process.stdout.write(
+        `lab ${state.prefix}: backend ${state.backend}, etcd ${state.etcdEndpoints.join(",")}, since ${state.createdAt}\n`,
+      );
       for (const node of state.nodes) {
         const n = layout.node(node.index);
         process.stdout.write(`  ${n.name}  namespace ${n.ns}  ${n.ip}  agent pid ${node.agentPid ?? "- (stopped)"}\n`);
@@ -147,7 +177,9 @@ async function main(argv: string[]): Promise<void> {
     case "exec": {
       await needLab();
       const target = positionals[0] ?? "";
-      const ns = /^n\d+$/.test(target) ? layout.node(nodeIndex(lab, target)).ns : lab.current.pods.find((p) => p.name === `${prefix}-${target}` || p.name === target)?.name;
+      const ns = /^n\d+$/.test(target)
+        ? layout.node(nodeIndex(lab, target)).ns
+        : lab.current.pods.find((p) => p.name === `${prefix}-${target}` || p.name === target)?.name;
       if (ns === undefined) fail(`${JSON.stringify(target)} is not a node (n1) or pod (n1-p1) of this lab`);
       const cmd = dash < 0 ? [] : rest.slice(dash + 1);
       if (cmd.length === 0) fail("give the command after --, e.g. scripts/lab exec n1-p1 -- ip addr");
@@ -164,7 +196,9 @@ async function main(argv: string[]): Promise<void> {
     case "kill-agent": {
       await needLab();
       const index = nodeIndex(lab, positionals[0]);
-      process.stdout.write(`${(await lab.killAgent(index)) ? "killed" : "no running"} agent on n${index} (its datapath stays; scripts/lab start-agent n${index} to restart)\n`);
+      process.stdout.write(
+        `${(await lab.killAgent(index)) ? "killed" : "no running"} agent on n${index} (its datapath stays; scripts/lab start-agent n${index} to restart)\n`,
+      );
       return;
     }
     case "start-agent": {

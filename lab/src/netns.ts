@@ -73,7 +73,10 @@ export class NamespaceSet {
   }
 
   /** Connects two namespaces with a veth pair, returns nothing; addresses are CIDRs like 10.0.0.1/24. */
-  async link(a: { ns: string; ifname: string; cidr?: string }, b: { ns: string; ifname: string; cidr?: string }): Promise<void> {
+  async link(
+    a: { ns: string; ifname: string; cidr?: string },
+    b: { ns: string; ifname: string; cidr?: string },
+  ): Promise<void> {
     const tmpA = uniqueName("va");
     const tmpB = uniqueName("vb");
     await run("ip", ["link", "add", tmpA, "type", "veth", "peer", "name", tmpB]);

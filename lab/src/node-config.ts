@@ -21,13 +21,20 @@ export interface NodeSettings {
 
 export async function renderNodeConfig(node: NodeLayout, settings: NodeSettings): Promise<void> {
   const args = [
-    "--out", node.dir,
-    "--etcd-endpoints", settings.etcdEndpoints.join(","),
-    "--iface", settings.iface,
-    "--subnet-file", settings.subnetFile,
-    "--cni-data-dir", settings.cniDataDir,
-    "--cni-socket", settings.cniSocket,
-    "--agent-bin", settings.agentBin,
+    "--out",
+    node.dir,
+    "--etcd-endpoints",
+    settings.etcdEndpoints.join(","),
+    "--iface",
+    settings.iface,
+    "--subnet-file",
+    settings.subnetFile,
+    "--cni-data-dir",
+    settings.cniDataDir,
+    "--cni-socket",
+    settings.cniSocket,
+    "--agent-bin",
+    settings.agentBin,
     ...Object.entries(settings.extra).flatMap(([key, value]) => ["--set", `${key}=${value}`]),
   ];
   await run(join(REPO_ROOT, "deploy/render-node-config"), args);

@@ -18,9 +18,13 @@ export interface PingResult {
 const PARALLEL = 8;
 
 export async function ping(from: Endpoint, to: Endpoint, timeoutS = 2, count = 1): Promise<PingResult> {
-  const result = await runStatus("ip", ["netns", "exec", from.ns, "ping", "-n", "-q", "-c", String(count), "-W", String(timeoutS), "-I", from.ip, to.ip], {
-    timeoutMs: (timeoutS + 2) * 1000 * count,
-  });
+  const result = await runStatus(
+    "ip",
+    ["netns", "exec", from.ns, "ping", "-n", "-q", "-c", String(count), "-W", String(timeoutS), "-I", from.ip, to.ip],
+    {
+      timeoutMs: (timeoutS + 2) * 1000 * count,
+    },
+  );
   const rtt = /= [\d.]+\/([\d.]+)\//.exec(result.stdout);
   return { from, to, ok: result.code === 0, rttMs: rtt === null ? undefined : Number(rtt[1]) };
 }

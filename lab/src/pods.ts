@@ -38,7 +38,9 @@ export interface PodOptions {
 export function nodeConflist(base: ConfList, node: { subnetFile: string; dataDir: string }): ConfList {
   return {
     ...base,
-    plugins: base.plugins.map((p) => (p.type === "trellis" ? { ...p, subnetFile: node.subnetFile, dataDir: node.dataDir } : { ...p })),
+    plugins: base.plugins.map((p) =>
+      p.type === "trellis" ? { ...p, subnetFile: node.subnetFile, dataDir: node.dataDir } : { ...p },
+    ),
   };
 }
 
@@ -56,7 +58,10 @@ export async function createPod(node: PodNode, name: string, options: PodOptions
   const rt = { containerId: name, netns: `/run/netns/${name}`, ifname: options.ifname ?? "eth0" };
   try {
     const capabilityArgs = options.portMappings === undefined ? undefined : { portMappings: options.portMappings };
-    const result = await runtimeFor(node).add(node.conflist, capabilityArgs === undefined ? rt : { ...rt, capabilityArgs });
+    const result = await runtimeFor(node).add(
+      node.conflist,
+      capabilityArgs === undefined ? rt : { ...rt, capabilityArgs },
+    );
     return { name, containerId: name, netnsPath: rt.netns, ifname: rt.ifname, ip: podIp(result), result };
   } catch (error) {
     await deleteNamespace(name);
@@ -65,9 +70,16 @@ export async function createPod(node: PodNode, name: string, options: PodOptions
 }
 
 /** DEL through the chain (with the cached result), then removes the namespace. */
-export async function deletePod(node: PodNode, pod: Pick<Pod, "name" | "containerId" | "ifname" | "netnsPath">): Promise<void> {
+export async function deletePod(
+  node: PodNode,
+  pod: Pick<Pod, "name" | "containerId" | "ifname" | "netnsPath">,
+): Promise<void> {
   try {
-    await runtimeFor(node).del(node.conflist, { containerId: pod.containerId, ifname: pod.ifname, netns: pod.netnsPath });
+    await runtimeFor(node).del(node.conflist, {
+      containerId: pod.containerId,
+      ifname: pod.ifname,
+      netns: pod.netnsPath,
+    });
   } finally {
     await deleteNamespace(pod.name);
   }
@@ -79,7 +91,14 @@ export async function listPods(node: PodNode): Promise<Pod[]> {
   const pods: Pod[] = [];
   for (const a of await runtime.cachedAttachments(node.conflist)) {
     const result = (await runtime.cachedResult(node.conflist, a)) ?? {};
-    pods.push({ name: a.containerId, containerId: a.containerId, netnsPath: `/run/netns/${a.containerId}`, ifname: a.ifname, ip: podIp(result), result });
+    pods.push({
+      name: a.containerId,
+      containerId: a.containerId,
+      netnsPath: `/run/netns/${a.containerId}`,
+      ifname: a.ifname,
+      ip: podIp(result),
+      result,
+    });
   }
   return pods;
 }

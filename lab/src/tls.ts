@@ -22,11 +22,29 @@ async function ca(dir: string, name: string): Promise<{ cert: string; key: strin
   const keyFile = join(dir, `${name}.key`);
   const cert = join(dir, `${name}.pem`);
   await key(keyFile);
-  await run("openssl", ["req", "-x509", "-new", "-key", keyFile, "-sha256", "-days", "2", "-subj", `/CN=${name}`, "-out", cert]);
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    keyFile,
+    "-sha256",
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+    "-out",
+    cert,
+  ]);
   return { cert, key: keyFile };
 }
 
-async function leaf(dir: string, name: string, signer: { cert: string; key: string }, extensions: string): Promise<{ cert: string; key: string }> {
+async function leaf(
+  dir: string,
+  name: string,
+  signer: { cert: string; key: string },
+  extensions: string,
+): Promise<{ cert: string; key: string }> {
   const keyFile = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   const cert = join(dir, `${name}.pem`);
@@ -34,7 +52,24 @@ async function leaf(dir: string, name: string, signer: { cert: string; key: stri
   await key(keyFile);
   await run("openssl", ["req", "-new", "-key", keyFile, "-subj", `/CN=${name}`, "-out", csr]);
   await writeFile(ext, extensions);
-  await run("openssl", ["x509", "-req", "-in", csr, "-CA", signer.cert, "-CAkey", signer.key, "-CAcreateserial", "-days", "2", "-sha256", "-extfile", ext, "-out", cert]);
+  await run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    signer.cert,
+    "-CAkey",
+    signer.key,
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-sha256",
+    "-extfile",
+    ext,
+    "-out",
+    cert,
+  ]);
   return { cert, key: keyFile };
 }
 
@@ -45,5 +80,12 @@ export async function makeTestPki(dir: string, serverIps: readonly string[] = ["
   const san = serverIps.map((ip) => `IP:${ip}`).join(",");
   const server = await leaf(dir, "server", root, `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
   const client = await leaf(dir, "client", root, "extendedKeyUsage=clientAuth\n");
-  return { caFile: root.cert, serverCert: server.cert, serverKey: server.key, clientCert: client.cert, clientKey: client.key, otherCaFile: other.cert };
+  return {
+    caFile: root.cert,
+    serverCert: server.cert,
+    serverKey: server.key,
+    clientCert: client.cert,
+    clientKey: client.key,
+    otherCaFile: other.cert,
+  };
 }

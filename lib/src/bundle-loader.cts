@@ -13,7 +13,11 @@ import vm = require("node:vm");
  * Loads and runs `bundle` with `cache`. With `writeCache` the cache is (re)written after the run instead, so it also
  * holds the functions the run compiled. `reportTo` (a fd) receives whether V8 accepted the cache, for tests.
  */
-function runBundle(bundle: string, cache: string, options: { writeCache: boolean; reportTo?: number | undefined }): void {
+function runBundle(
+  bundle: string,
+  cache: string,
+  options: { writeCache: boolean; reportTo?: number | undefined },
+): void {
   let cachedData: Buffer | undefined;
   if (!options.writeCache) {
     try {
@@ -24,11 +28,27 @@ function runBundle(bundle: string, cache: string, options: { writeCache: boolean
   }
   const script = new vm.Script(Module.wrap(fs.readFileSync(bundle, "latin1")), { filename: bundle, cachedData });
   if (options.reportTo !== undefined) {
-    fs.writeSync(options.reportTo, `code cache: ${cachedData === undefined ? "missing" : script.cachedDataRejected === true ? "rejected" : "accepted"}\n`);
+    fs.writeSync(
+      options.reportTo,
+      `code cache: ${cachedData === undefined ? "missing" : script.cachedDataRejected === true ? "rejected" : "accepted"}\n`,
+    );
   }
-  const wrapper = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void;
+  const wrapper = script.runInThisContext() as (
+    exports: object,
+    require: NodeJS.Require,
+    module: object,
+    filename: string,
+    dirname: string,
+  ) => void;
   const bundleModule = { exports: {} };
-  wrapper.call(bundleModule.exports, bundleModule.exports, Module.createRequire(bundle), bundleModule, bundle, path.dirname(bundle));
+  wrapper.call(
+    bundleModule.exports,
+    bundleModule.exports,
+    Module.createRequire(bundle),
+    bundleModule,
+    bundle,
+    path.dirname(bundle),
+  );
   if (options.writeCache) {
     process.once("beforeExit", () => {
       const temp = `${cache}.${process.pid}.tmp`;

@@ -18,14 +18,23 @@ export const COMMAND_TIMEOUT_MS = 10_000;
 export const processRunner: CommandRunner = {
   run: (file, args, input) =>
     new Promise((resolve, reject) => {
-      const child = execFile(file, args, { timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, encoding: "utf8" }, (error, stdout, stderr) => {
-        if (error !== null && typeof error.code === "string") {
-          // The program could not be started at all (ENOENT, EACCES).
-          reject(new TrellisError(error.code === "ENOENT" ? "NOT_FOUND" : "IO", `cannot run ${file}: ${error.code}`, { cause: error }));
-          return;
-        }
-        resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
-      });
+      const child = execFile(
+        file,
+        args,
+        { timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, encoding: "utf8" },
+        (error, stdout, stderr) => {
+          if (error !== null && typeof error.code === "string") {
+            // The program could not be started at all (ENOENT, EACCES).
+            reject(
+              new TrellisError(error.code === "ENOENT" ? "NOT_FOUND" : "IO", `cannot run ${file}: ${error.code}`, {
+                cause: error,
+              }),
+            );
+            return;
+          }
+          resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
+        },
+      );
       // A tool that exits without reading stdin makes the write fail with EPIPE; its exit code tells the story.
       child.stdin?.on("error", () => undefined);
       child.stdin?.end(input ?? "");

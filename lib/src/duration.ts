@@ -20,9 +20,14 @@ export function parseDuration(field: string, text: string, minMs = 0, maxMs = Nu
     }
     if (consumed === trimmed.length) ms = total;
   }
-  if (ms === undefined) throw new InvalidArgumentError(field, text, "must be a duration such as 24h, 90m, 30s or a number of seconds");
+  if (ms === undefined)
+    throw new InvalidArgumentError(field, text, "must be a duration such as 24h, 90m, 30s or a number of seconds");
   if (ms < minMs || ms > maxMs) {
-    throw new InvalidArgumentError(field, text, `must be between ${formatDuration(minMs)} and ${formatDuration(maxMs)}`);
+    throw new InvalidArgumentError(
+      field,
+      text,
+      `must be between ${formatDuration(minMs)} and ${formatDuration(maxMs)}`,
+    );
   }
   return Math.round(ms);
 }

@@ -23,7 +23,9 @@ function isErrno(error: unknown, code: string): boolean {
 function ioError(action: string, path: string, error: unknown): TrellisError {
   const code = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);
   if (code === "EACCES" || code === "EPERM") {
-    return new TrellisError("PERMISSION_DENIED", `cannot ${action} ${path}: permission denied (run as root)`, { cause: error });
+    return new TrellisError("PERMISSION_DENIED", `cannot ${action} ${path}: permission denied (run as root)`, {
+      cause: error,
+    });
   }
   return new TrellisError("IO", `cannot ${action} ${path}: ${code}`, { cause: error });
 }

@@ -45,7 +45,8 @@ export function parseSubnetEnv(text: string): SubnetEnvParse {
     return { ok: false, error: fieldError("FLANNEL_MTU", values, "an integer between 68 and 65535") };
   }
   const masq = values.get("FLANNEL_IPMASQ") ?? "false";
-  if (masq !== "true" && masq !== "false") return { ok: false, error: fieldError("FLANNEL_IPMASQ", values, "true or false") };
+  if (masq !== "true" && masq !== "false")
+    return { ok: false, error: fieldError("FLANNEL_IPMASQ", values, "true or false") };
   return { ok: true, value: { network, subnet, mtu, ipMasq: masq === "true" } };
 }
 

@@ -1,16 +1,29 @@
 import assert from "node:assert/strict";
-import { canonical, containsCidr, containsIp, formatCidr, formatIpv4, isCanonical, isUnicastMac, lastAddress, parseCidr, parseIpv4 } from "../src/ipv4.js";
+import {
+  canonical,
+  containsCidr,
+  containsIp,
+  formatCidr,
+  formatIpv4,
+  isCanonical,
+  isUnicastMac,
+  lastAddress,
+  parseCidr,
+  parseIpv4,
+} from "../src/ipv4.js";
 
 describe("ipv4", () => {
   it("parses strict dotted quads only", () => {
     assert.equal(parseIpv4("172.30.5.1"), 0xac1e0501);
     assert.equal(parseIpv4("0.0.0.0"), 0);
     assert.equal(parseIpv4("255.255.255.255"), 0xffffffff);
-    for (const bad of ["1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "1.2.3.-1", " 1.2.3.4", "a.b.c.d", ""]) assert.equal(parseIpv4(bad), undefined, bad);
+    for (const bad of ["1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "1.2.3.-1", " 1.2.3.4", "a.b.c.d", ""])
+      assert.equal(parseIpv4(bad), undefined, bad);
   });
 
   it("formats what it parses", () => {
-    for (const text of ["10.0.0.1", "172.30.255.0", "255.255.255.255"]) assert.equal(formatIpv4(parseIpv4(text)!), text);
+    for (const text of ["10.0.0.1", "172.30.255.0", "255.255.255.255"])
+      assert.equal(formatIpv4(parseIpv4(text)!), text);
   });
 
   it("parses CIDRs and knows canonical form, containment and the last address", () => {

@@ -17,7 +17,13 @@ describe("durations", () => {
   });
 
   it("rejects malformed and out-of-range values naming the field", () => {
-    assert.throws(() => parseDuration("--ttl", "soon"), (e: unknown) => e instanceof InvalidArgumentError && e.field === "--ttl" && /"soon" is invalid: must be a duration/.test(e.message));
+    assert.throws(
+      () => parseDuration("--ttl", "soon"),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        e.field === "--ttl" &&
+        /"soon" is invalid: must be a duration/.test(e.message),
+    );
     assert.throws(() => parseDuration("--ttl", "1s2"), InvalidArgumentError);
     assert.throws(() => parseDuration("--ttl", "1s", 2000), /must be between 2s and/);
   });
@@ -33,7 +39,10 @@ describe("durations", () => {
 describe("backoff", () => {
   it("doubles up to the cap, jitters within bounds, and resets", () => {
     const exact = new Backoff({ initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 }, () => 0.5);
-    assert.deepEqual([1, 2, 3, 4, 5].map(() => exact.next()), [100, 200, 400, 800, 1000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => exact.next()),
+      [100, 200, 400, 800, 1000],
+    );
     exact.reset();
     assert.equal(exact.next(), 100);
     const low = new Backoff({ initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 }, () => 0);
@@ -45,8 +54,12 @@ describe("backoff", () => {
 
 describe("atomic files", () => {
   let dir = "";
-  before(async () => { dir = await mkdtemp(join(tmpdir(), "trellis-files-")); });
-  after(async () => { await rm(dir, { recursive: true, force: true }); });
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "trellis-files-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it("creates parent directories, replaces content and leaves no temp files", async () => {
     const path = join(dir, "a/b/subnet.env");
@@ -64,6 +77,10 @@ describe("atomic files", () => {
 
   it("reports an unwritable path as a typed IO error and cleans its temp file", async () => {
     await writeFileAtomic(join(dir, "file"), "x");
-    await assert.rejects(writeFileAtomic(join(dir, "file/child"), "y"), (e: unknown) => e instanceof Error && "code" in e && e.code === "IO" && /cannot write .*file\/child/.test(e.message));
+    await assert.rejects(
+      writeFileAtomic(join(dir, "file/child"), "y"),
+      (e: unknown) =>
+        e instanceof Error && "code" in e && e.code === "IO" && /cannot write .*file\/child/.test(e.message),
+    );
   });
 });

@@ -23,8 +23,13 @@ function runBenchmark(name: string): Promise<{ code: number; stdout: string; sec
     const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
     let stdout = "";
     child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => { stdout += chunk; process.stdout.write(chunk); });
-    child.on("exit", (code) => { resolve({ code: code ?? 1, stdout, seconds: (performance.now() - started) / 1000 }); });
+    child.stdout.on("data", (chunk: string) => {
+      stdout += chunk;
+      process.stdout.write(chunk);
+    });
+    child.on("exit", (code) => {
+      resolve({ code: code ?? 1, stdout, seconds: (performance.now() - started) / 1000 });
+    });
   });
 }
 
@@ -33,7 +38,9 @@ async function main(): Promise<void> {
   const sections: string[] = [
     "# trellis benchmark report",
     "",
-    `${when.toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? "cpu"} · Linux ${release()} · Node ${process.versions.node} · load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+    `${when.toISOString()} · ${cpus().length} × ${cpus()[0]?.model ?? "cpu"} · Linux ${release()} · Node ${process.versions.node} · load average at start ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
     "",
     "Every figure is printed with its baseline measured in the same run (ratio = ours / baseline).",
     "",
@@ -43,7 +50,14 @@ async function main(): Promise<void> {
     process.stderr.write(`\n== ${name}\n`);
     const result = await runBenchmark(name);
     if (result.code !== 0) failed += 1;
-    sections.push(`## ${title} (\`scripts/bench ${name}\`, ${result.seconds.toFixed(0)} s${result.code === 0 ? "" : `, exit ${result.code}`})`, "", "```", result.stdout.trim(), "```", "");
+    sections.push(
+      `## ${title} (\`scripts/bench ${name}\`, ${result.seconds.toFixed(0)} s${result.code === 0 ? "" : `, exit ${result.code}`})`,
+      "",
+      "```",
+      result.stdout.trim(),
+      "```",
+      "",
+    );
   }
   const dir = join(REPO_ROOT, "bench-results");
   await mkdir(dir, { recursive: true });

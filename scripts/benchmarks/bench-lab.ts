@@ -6,9 +6,16 @@ import { Lab, type UpOptions } from "../../lab/src/lab.js";
 import { LabLayout } from "../../lab/src/layout.js";
 import type { PodState } from "../../lab/src/state.js";
 
-export async function withLab<T>(prefix: string, options: UpOptions, fn: (lab: Lab) => Promise<T>, progress?: (line: string) => void): Promise<T> {
+export async function withLab<T>(
+  prefix: string,
+  options: UpOptions,
+  fn: (lab: Lab) => Promise<T>,
+  progress?: (line: string) => void,
+): Promise<T> {
   const lab = new Lab(new LabLayout(prefix, await mkdtemp(join(tmpdir(), `trellis-bench-${prefix}-`))), progress);
-  const onExit = (): void => { lab.downSync(); };
+  const onExit = (): void => {
+    lab.downSync();
+  };
   process.once("exit", onExit);
   try {
     await lab.up(options);

@@ -10,4 +10,6 @@ const socketPath = process.argv[2];
 if (socketPath === undefined) throw new Error("usage: cni-service.js <socket path>");
 const service = await startCniService({ socketPath, deps: realDeps, netns: readlinkSync("/proc/self/ns/net") });
 process.stdout.write("ready\n");
-process.once("SIGTERM", () => { void service.close(); });
+process.once("SIGTERM", () => {
+  void service.close();
+});

@@ -30,11 +30,20 @@ interface Plugin {
 }
 
 const REFERENCE_DIR = "/usr/lib/cni";
-const SUBNET_ENV = "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
+const SUBNET_ENV =
+  "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
 
 function plugins(dir: string): Plugin[] {
   // Each variant its own lease (subnet file), bridge and store, like the two reference variants.
-  const ours = (agentSocket: string, n: number): Record<string, unknown> => ({ cniVersion: "1.0.0", name: `bench${n}`, type: "trellis", subnetFile: join(dir, `subnet${n}.env`), dataDir: join(dir, `ours${n}`), bridge: `cnitr${n}`, agentSocket });
+  const ours = (agentSocket: string, n: number): Record<string, unknown> => ({
+    cniVersion: "1.0.0",
+    name: `bench${n}`,
+    type: "trellis",
+    subnetFile: join(dir, `subnet${n}.env`),
+    dataDir: join(dir, `ours${n}`),
+    bridge: `cnitr${n}`,
+    agentSocket,
+  });
   // The same network shape: gateway on the bridge, default route, hairpin, MTU, /24 from a host-local range.
   const reference = (ipMasq: boolean, n: number): Record<string, unknown> => ({
     cniVersion: "1.0.0",
@@ -52,20 +61,32 @@ function plugins(dir: string): Plugin[] {
     { label: "trellis via agent", bin: CNI_BIN, config: JSON.stringify(ours(serviceSocket(dir), 0)) },
     { label: "trellis standalone", bin: CNI_BIN, config: JSON.stringify(ours("", 1)) },
     { label: "bridge+host-local", bin: join(REFERENCE_DIR, "bridge"), config: JSON.stringify(reference(false, 0)) },
-    { label: "bridge+host-local ipMasq", bin: join(REFERENCE_DIR, "bridge"), config: JSON.stringify(reference(true, 1)) },
+    {
+      label: "bridge+host-local ipMasq",
+      bin: join(REFERENCE_DIR, "bridge"),
+      config: JSON.stringify(reference(true, 1)),
+    },
   ];
 }
 
 function cniEnv(command: string, containerId: string, pod: string): NodeJS.ProcessEnv {
   // What a runtime passes: its own PATH and the CNI variables, nothing of this shell's environment.
-  return { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: "eth0", CNI_PATH: REFERENCE_DIR };
+  return {
+    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: `/run/netns/${pod}`,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: REFERENCE_DIR,
+  };
 }
 
 function timeSync(file: string, args: string[], env: NodeJS.ProcessEnv, input: string): number {
   const start = process.hrtime.bigint();
   const result = spawnSync(file, args, { env, input, encoding: "utf8" });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (result.status !== 0) throw new Error(`${file} ${env.CNI_COMMAND ?? ""} failed: ${result.stdout} ${result.stderr}`);
+  if (result.status !== 0)
+    throw new Error(`${file} ${env.CNI_COMMAND ?? ""} failed: ${result.stdout} ${result.stderr}`);
   return ms;
 }
 
@@ -90,8 +111,12 @@ async function startService(dir: string): Promise<ChildProcess> {
   const script = join(dirname(fileURLToPath(import.meta.url)), "cni-service.js");
   const child = spawn(process.execPath, [script, serviceSocket(dir)], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
-    child.stdout.once("data", () => { resolve(); });
-    child.once("exit", (code) => { reject(new Error(`the CNI service exited (${String(code)})`)); });
+    child.stdout.once("data", () => {
+      resolve();
+    });
+    child.once("exit", (code) => {
+      reject(new Error(`the CNI service exited (${String(code)})`));
+    });
   });
   return child;
 }
@@ -132,7 +157,8 @@ async function measureWith(setup: Setup): Promise<void> {
   const p50 = (key: string): number => percentile(times.get(key) ?? [], 0.5);
   console.log(`\n${setup.pairs} sequential ADD+DEL pairs (ms, wall per invocation, interleaved)`);
   console.log(`${"".padEnd(34)}    p50     p99`);
-  for (const [key, values] of times) console.log(`${key.padEnd(34)}${fmt(percentile(values, 0.5))} ${fmt(percentile(values, 0.99))}`);
+  for (const [key, values] of times)
+    console.log(`${key.padEnd(34)}${fmt(percentile(values, 0.5))} ${fmt(percentile(values, 0.99))}`);
   const [agent, standalone, ref, refMasq] = list.map((p) => p.label) as [string, string, string, string];
   const ratio = (a: string, b: string): string => (p50(a) / p50(b)).toFixed(2);
   console.log("\nratios (p50, ours / reference)");
@@ -145,11 +171,17 @@ async function measureWith(setup: Setup): Promise<void> {
   }
   // Via the agent no Node starts: the whole ADD (shim, socket, the work) is ours.
   const refAdd = p50(`${ref} ADD`);
-  console.log(`our own work via the agent (the whole ADD p50): ${p50(`${agent} ADD`).toFixed(1)} ms; reference ADD p50 ${refAdd.toFixed(1)} ms → ratio ${(p50(`${agent} ADD`) / refAdd).toFixed(2)} (goal <= 1.0)`);
+  console.log(
+    `our own work via the agent (the whole ADD p50): ${p50(`${agent} ADD`).toFixed(1)} ms; reference ADD p50 ${refAdd.toFixed(1)} ms → ratio ${(p50(`${agent} ADD`) / refAdd).toFixed(2)} (goal <= 1.0)`,
+  );
   const ownWork = p50(`${standalone} ADD`) - p50("node -e 0");
-  console.log(`our own work standalone (ADD p50 − node -e 0 p50): ${ownWork.toFixed(1)} ms → ratio ${(ownWork / refAdd).toFixed(2)}`);
+  console.log(
+    `our own work standalone (ADD p50 − node -e 0 p50): ${ownWork.toFixed(1)} ms → ratio ${(ownWork / refAdd).toFixed(2)}`,
+  );
 
-  console.log(`\n${setup.concurrent} concurrent ADDs, then ${setup.concurrent} concurrent DELs (ms, wall for the batch)`);
+  console.log(
+    `\n${setup.concurrent} concurrent ADDs, then ${setup.concurrent} concurrent DELs (ms, wall for the batch)`,
+  );
   const batch: Record<string, number> = {};
   for (const p of list.slice(0, 3)) {
     for (const command of ["ADD", "DEL"]) {
@@ -160,7 +192,9 @@ async function measureWith(setup: Setup): Promise<void> {
     }
   }
   for (const ours of [agent, standalone]) {
-    console.log(`  ratio ${ours}/${ref} ADD: ${((batch[`${ours} ADD`] ?? NaN) / (batch[`${ref} ADD`] ?? NaN)).toFixed(2)}, DEL: ${((batch[`${ours} DEL`] ?? NaN) / (batch[`${ref} DEL`] ?? NaN)).toFixed(2)}`);
+    console.log(
+      `  ratio ${ours}/${ref} ADD: ${((batch[`${ours} ADD`] ?? NaN) / (batch[`${ref} ADD`] ?? NaN)).toFixed(2)}, DEL: ${((batch[`${ours} DEL`] ?? NaN) / (batch[`${ref} DEL`] ?? NaN)).toFixed(2)}`,
+    );
   }
 }
 
@@ -168,7 +202,8 @@ async function outer(argv: string[]): Promise<void> {
   const option = (name: string, fallback: number): number => {
     const i = argv.indexOf(name);
     const value = i < 0 ? fallback : Number(argv[i + 1]);
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer: ${String(argv[i + 1])}`);
+    if (!Number.isInteger(value) || value < 1)
+      throw new RangeError(`${name} must be a positive integer: ${String(argv[i + 1])}`);
     return value;
   };
   const namespaces = new NamespaceSet();
@@ -184,7 +219,9 @@ async function outer(argv: string[]): Promise<void> {
     const setup: Setup = { dir, pod, pods, pairs: option("--pairs", 100), concurrent };
     console.log(`node ${process.version}; plugins run inside namespace ${node}; reference from ${REFERENCE_DIR}`);
     const self = fileURLToPath(import.meta.url);
-    const inner = spawnSync("ip", ["netns", "exec", node, process.execPath, self, "--inside", JSON.stringify(setup)], { stdio: "inherit" });
+    const inner = spawnSync("ip", ["netns", "exec", node, process.execPath, self, "--inside", JSON.stringify(setup)], {
+      stdio: "inherit",
+    });
     if (inner.status !== 0) throw new Error(`the measurement failed (exit ${String(inner.status)})`);
   } finally {
     await namespaces.dispose();

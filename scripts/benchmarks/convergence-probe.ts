@@ -38,7 +38,11 @@ async function main(): Promise<void> {
   const watchLatency: number[] = [];
   const watcher = await client.watch().key("/bench/baseline").create();
   for (let i = 0; i < 50; i++) {
-    const got = new Promise<void>((resolve) => watcher.once("put", () => { resolve(); }));
+    const got = new Promise<void>((resolve) =>
+      watcher.once("put", () => {
+        resolve();
+      }),
+    );
     const t0 = performance.now();
     await client.put("/bench/baseline").value(String(i));
     await got;
@@ -59,11 +63,24 @@ async function main(): Promise<void> {
     const subnet = free[i] ?? "";
     const key = `${subnet}/24`;
     const publicIp = `10.42.0.${21 + (i % 230)}`;
-    const value = JSON.stringify({ PublicIP: publicIp, BackendType: "vxlan", BackendData: { VNI: 1, VtepMAC: mac(i) } });
-    const done = new Promise<void>((resolve) => { waiters.set(key, resolve); });
+    const value = JSON.stringify({
+      PublicIP: publicIp,
+      BackendType: "vxlan",
+      BackendData: { VNI: 1, VtepMAC: mac(i) },
+    });
+    const done = new Promise<void>((resolve) => {
+      waiters.set(key, resolve);
+    });
     const t0 = performance.now();
     await client.put(`/coreos.com/network/subnets/${subnet}-24`).value(value);
-    await Promise.race([done, new Promise((_, reject) => setTimeout(() => { reject(new Error(`route ${key} not on every node after 10 s`)); }, 10_000))]);
+    await Promise.race([
+      done,
+      new Promise((_, reject) =>
+        setTimeout(() => {
+          reject(new Error(`route ${key} not on every node after 10 s`));
+        }, 10_000),
+      ),
+    ]);
     convergence.push(performance.now() - t0);
     waiters.delete(key);
   }

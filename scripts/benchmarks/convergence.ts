@@ -16,7 +16,9 @@ const NODES = Number(process.env.BENCH_NODES ?? 10);
 const PEERS = Number(process.env.BENCH_PEERS ?? 240);
 
 function rssMiB(pid: number): Promise<number> {
-  return readFile(`/proc/${pid}/status`, "utf8").then((text) => Number(/VmRSS:\s+(\d+) kB/.exec(text)?.[1] ?? "0") / 1024);
+  return readFile(`/proc/${pid}/status`, "utf8").then(
+    (text) => Number(/VmRSS:\s+(\d+) kB/.exec(text)?.[1] ?? "0") / 1024,
+  );
 }
 
 async function bareNode(): Promise<{ startMs: number; rss: number }> {
@@ -31,16 +33,30 @@ async function bareNode(): Promise<{ startMs: number; rss: number }> {
 }
 
 async function main(): Promise<void> {
-  const lab = new Lab(new LabLayout("bcv", await mkdtemp(join(tmpdir(), "trellis-bench-conv-"))), (line) => { process.stderr.write(`  ${line}\n`); });
-  const onExit = (): void => { lab.downSync(); };
+  const lab = new Lab(new LabLayout("bcv", await mkdtemp(join(tmpdir(), "trellis-bench-conv-"))), (line) => {
+    process.stderr.write(`  ${line}\n`);
+  });
+  const onExit = (): void => {
+    lab.downSync();
+  };
   process.once("exit", onExit);
   try {
     process.stderr.write(`building a ${NODES}-node lab\n`);
     await lab.up({ nodes: NODES, backend: "vxlan" });
     const nodeNamespaces = lab.current.nodes.map((n) => lab.layout.node(n.index).ns);
     process.stderr.write(`writing ${PEERS} peer leases one by one\n`);
-    const probe = await runStatus("ip", ["netns", "exec", lab.layout.underlayNs, process.execPath, join(REPO_ROOT, "dist/scripts/benchmarks/convergence-probe.js"),
-      JSON.stringify({ endpoint: "http://127.0.0.1:2379", nodeNamespaces, peers: PEERS })], { timeoutMs: 600_000 });
+    const probe = await runStatus(
+      "ip",
+      [
+        "netns",
+        "exec",
+        lab.layout.underlayNs,
+        process.execPath,
+        join(REPO_ROOT, "dist/scripts/benchmarks/convergence-probe.js"),
+        JSON.stringify({ endpoint: "http://127.0.0.1:2379", nodeNamespaces, peers: PEERS }),
+      ],
+      { timeoutMs: 600_000 },
+    );
     if (probe.code !== 0) throw new Error(`probe failed: ${probe.stderr}`);
     const { watchLatency, convergence } = JSON.parse(probe.stdout) as { watchLatency: number[]; convergence: number[] };
 
@@ -62,19 +78,38 @@ async function main(): Promise<void> {
 
     const peersKnown = NODES - 1 + PEERS;
     const w50 = percentile(watchLatency, 50);
-    process.stdout.write(`Convergence: ${NODES} agents (vxlan) in the lab + ${PEERS} synthetic peer leases, one etcd\n\n`);
-    process.stdout.write(`${table([
-      ["figure", "value", "baseline", "ratio"],
-      ["etcd watch latency (put → event), p50", ms(w50), "", ""],
-      ["lease write → route on every agent, p50", ms(percentile(convergence, 50)), "etcd watch p50", ratio(percentile(convergence, 50), w50)],
-      ["lease write → route on every agent, p99", ms(percentile(convergence, 99)), "etcd watch p50", ratio(percentile(convergence, 99), w50)],
-      ["lease write → route on every agent, max", ms(Math.max(...convergence)), "", ""],
-      [`cold start → ready, ${peersKnown} peers (wall, incl. node start)`, ms(readyWall), "bare `node -e 0`", ratio(readyWall, bare.startMs)],
-      ["  of which inside the agent (startupMs)", ms(Number(readyLine?.[2] ?? NaN)), "", ""],
-      [`  routes programmed at ready`, String(routes), `expected ${peersKnown}`, ""],
-      [`agent RSS with ${peersKnown} peers`, `${rss.toFixed(1)} MiB`, "idle bare node", ratio(rss, bare.rss)],
-      ["bare idle node RSS", `${bare.rss.toFixed(1)} MiB`, "", ""],
-    ])}\n`);
+    process.stdout.write(
+      `Convergence: ${NODES} agents (vxlan) in the lab + ${PEERS} synthetic peer leases, one etcd\n\n`,
+    );
+    process.stdout.write(
+      `${table([
+        ["figure", "value", "baseline", "ratio"],
+        ["etcd watch latency (put → event), p50", ms(w50), "", ""],
+        [
+          "lease write → route on every agent, p50",
+          ms(percentile(convergence, 50)),
+          "etcd watch p50",
+          ratio(percentile(convergence, 50), w50),
+        ],
+        [
+          "lease write → route on every agent, p99",
+          ms(percentile(convergence, 99)),
+          "etcd watch p50",
+          ratio(percentile(convergence, 99), w50),
+        ],
+        ["lease write → route on every agent, max", ms(Math.max(...convergence)), "", ""],
+        [
+          `cold start → ready, ${peersKnown} peers (wall, incl. node start)`,
+          ms(readyWall),
+          "bare `node -e 0`",
+          ratio(readyWall, bare.startMs),
+        ],
+        ["  of which inside the agent (startupMs)", ms(Number(readyLine?.[2] ?? NaN)), "", ""],
+        [`  routes programmed at ready`, String(routes), `expected ${peersKnown}`, ""],
+        [`agent RSS with ${peersKnown} peers`, `${rss.toFixed(1)} MiB`, "idle bare node", ratio(rss, bare.rss)],
+        ["bare idle node RSS", `${bare.rss.toFixed(1)} MiB`, "", ""],
+      ])}\n`,
+    );
     const goals = [
       ["p99 ≤ 250 ms", percentile(convergence, 99) <= 250],
       ["ready ≤ 1 s", readyWall <= 1000],

@@ -23,11 +23,39 @@ export async function handBuiltPods(namespaces: NamespaceSet): Promise<[PodEnd, 
     await namespaces.link({ ns: hub, ifname: `h${i}` }, { ns: node, ifname: "eth0", cidr: `10.43.0.${i}/24` });
     await ipIn(hub, "link", "set", `h${i}`, "master", "br0");
     await run("ip", ["netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    await ipIn(node, "link", "add", "vx0", "type", "vxlan", "id", "100", "local", `10.43.0.${i}`, "dev", "eth0", "dstport", "8472", "nolearning");
+    await ipIn(
+      node,
+      "link",
+      "add",
+      "vx0",
+      "type",
+      "vxlan",
+      "id",
+      "100",
+      "local",
+      `10.43.0.${i}`,
+      "dev",
+      "eth0",
+      "dstport",
+      "8472",
+      "nolearning",
+    );
     await ipIn(node, "link", "set", "vx0", "mtu", "1450", "address", mac(i), "up");
     await ipIn(node, "addr", "add", `10.201.${i}.0/32`, "dev", "vx0");
     await ipIn(node, "neigh", "add", `10.201.${peer}.0`, "lladdr", mac(peer), "dev", "vx0", "nud", "permanent");
-    await run("bridge", ["-n", node, "fdb", "append", mac(peer), "dev", "vx0", "dst", `10.43.0.${peer}`, "self", "permanent"]);
+    await run("bridge", [
+      "-n",
+      node,
+      "fdb",
+      "append",
+      mac(peer),
+      "dev",
+      "vx0",
+      "dst",
+      `10.43.0.${peer}`,
+      "self",
+      "permanent",
+    ]);
     await ipIn(node, "route", "add", `10.201.${peer}.0/24`, "via", `10.201.${peer}.0`, "dev", "vx0", "onlink");
     await ipIn(node, "link", "add", "cni0", "type", "bridge");
     await ipIn(node, "addr", "add", `10.201.${i}.1/24`, "dev", "cni0");

@@ -9,7 +9,18 @@ export interface IperfEnd {
 const PORT = 5201;
 
 export async function iperf(client: IperfEnd, server: IperfEnd, seconds: number): Promise<number> {
-  const srv = start("iperf3 server", "ip", ["netns", "exec", server.ns, "iperf3", "-s", "-1", "-B", server.ip, "-p", String(PORT)]);
+  const srv = start("iperf3 server", "ip", [
+    "netns",
+    "exec",
+    server.ns,
+    "iperf3",
+    "-s",
+    "-1",
+    "-B",
+    server.ip,
+    "-p",
+    String(PORT),
+  ]);
   try {
     // The server needs a moment to listen.
     for (let i = 0; i < 50; i++) {
@@ -17,9 +28,27 @@ export async function iperf(client: IperfEnd, server: IperfEnd, seconds: number)
       if (stdout.includes(`:${PORT}`)) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    const { stdout } = await run("ip", ["netns", "exec", client.ns, "iperf3", "-c", server.ip, "-B", client.ip, "-p", String(PORT), "-t", String(seconds), "-J"], {
-      timeoutMs: (seconds + 10) * 1000,
-    });
+    const { stdout } = await run(
+      "ip",
+      [
+        "netns",
+        "exec",
+        client.ns,
+        "iperf3",
+        "-c",
+        server.ip,
+        "-B",
+        client.ip,
+        "-p",
+        String(PORT),
+        "-t",
+        String(seconds),
+        "-J",
+      ],
+      {
+        timeoutMs: (seconds + 10) * 1000,
+      },
+    );
     const result = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
     return result.end.sum_received.bits_per_second / 1e9;
   } finally {

@@ -41,10 +41,14 @@ async function main(): Promise<void> {
     process.stderr.write(`  lab up: ${nodes} nodes\n`);
     const bare = await bareTopology(nodes);
     const started = performance.now();
-    const up = await withLab(`blu${nodes}`, { nodes, backend: "vxlan", podsPerNode: 2 }, () => Promise.resolve(performance.now() - started));
+    const up = await withLab(`blu${nodes}`, { nodes, backend: "vxlan", podsPerNode: 2 }, () =>
+      Promise.resolve(performance.now() - started),
+    );
     rows.push([String(nodes), `${(up / 1000).toFixed(2)} s`, `${(bare / 1000).toFixed(2)} s`, ratio(up, bare)]);
   }
-  process.stdout.write(`Lab up time (etcd, nodes with agents ready, pods ADDed through the plugin) vs the bare topology\n\n${table(rows)}\n`);
+  process.stdout.write(
+    `Lab up time (etcd, nodes with agents ready, pods ADDed through the plugin) vs the bare topology\n\n${table(rows)}\n`,
+  );
 }
 
 await main();

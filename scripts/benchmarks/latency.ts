@@ -9,7 +9,11 @@ import { percentile, ratio, table } from "./stats.js";
 const PINGS = Number(process.env.BENCH_PINGS ?? 1000);
 
 async function rtts(from: PodEnd, to: PodEnd, count: number): Promise<number[]> {
-  const { stdout } = await run("ip", ["netns", "exec", from.ns, "ping", "-n", "-i", "0.005", "-c", String(count), "-W", "1", to.ip], { timeoutMs: count * 50 + 10_000 });
+  const { stdout } = await run(
+    "ip",
+    ["netns", "exec", from.ns, "ping", "-n", "-i", "0.005", "-c", String(count), "-W", "1", to.ip],
+    { timeoutMs: count * 50 + 10_000 },
+  );
   return [...stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
 }
 
@@ -29,13 +33,27 @@ async function main(): Promise<void> {
       return { ours: o, base: h };
     });
     const ms = (v: number): string => `${v.toFixed(3)} ms`;
-    process.stdout.write(`Latency, pod to pod across two nodes: ping RTT over ${ours.length} pings (ours) and ${base.length} (baseline)\n\n`);
-    process.stdout.write(`${table([
-      ["figure", "trellis vxlan", "hand-built vxlan", "ratio"],
-      ["RTT p50", ms(percentile(ours, 50)), ms(percentile(base, 50)), ratio(percentile(ours, 50), percentile(base, 50))],
-      ["RTT p99", ms(percentile(ours, 99)), ms(percentile(base, 99)), ratio(percentile(ours, 99), percentile(base, 99))],
-      ["lost", String(PINGS - ours.length), String(PINGS - base.length), ""],
-    ])}\n`);
+    process.stdout.write(
+      `Latency, pod to pod across two nodes: ping RTT over ${ours.length} pings (ours) and ${base.length} (baseline)\n\n`,
+    );
+    process.stdout.write(
+      `${table([
+        ["figure", "trellis vxlan", "hand-built vxlan", "ratio"],
+        [
+          "RTT p50",
+          ms(percentile(ours, 50)),
+          ms(percentile(base, 50)),
+          ratio(percentile(ours, 50), percentile(base, 50)),
+        ],
+        [
+          "RTT p99",
+          ms(percentile(ours, 99)),
+          ms(percentile(base, 99)),
+          ratio(percentile(ours, 99), percentile(base, 99)),
+        ],
+        ["lost", String(PINGS - ours.length), String(PINGS - base.length), ""],
+      ])}\n`,
+    );
   } finally {
     await namespaces.dispose();
   }

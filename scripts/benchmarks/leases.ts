@@ -26,13 +26,20 @@ function keeper(reg: EtcdRegistry, i: number): LeaseKeeper {
     registry: reg,
     clock: systemClock,
     config,
-    attrs: { publicIp: `10.${Math.floor(i / 250) + 1}.${Math.floor((i % 250) / 250)}.${(i % 250) + 1}`, backendType: "vxlan", vni: 1, vtepMac: "02:00:00:00:00:01" },
+    attrs: {
+      publicIp: `10.${Math.floor(i / 250) + 1}.${Math.floor((i % 250) / 250)}.${(i % 250) + 1}`,
+      backendType: "vxlan",
+      vni: 1,
+      vtepMac: "02:00:00:00:00:01",
+    },
     ttlSeconds: 3600,
   });
 }
 
 async function main(): Promise<void> {
-  const server = await EtcdServer.start(process.env.BENCH_ETCD_DIR === undefined ? {} : { dataDir: process.env.BENCH_ETCD_DIR });
+  const server = await EtcdServer.start(
+    process.env.BENCH_ETCD_DIR === undefined ? {} : { dataDir: process.env.BENCH_ETCD_DIR },
+  );
   const registries: EtcdRegistry[] = [];
   try {
     // Baseline: one acquirer at a time, a fresh prefix each, so every acquisition is uncontended.
@@ -57,7 +64,9 @@ async function main(): Promise<void> {
     await Promise.all(
       racers.map(async (reg, i) => {
         const k = keeper(reg, i);
-        k.events.on((e) => { if (e.type === "race-lost") racesLost += 1; });
+        k.events.on((e) => {
+          if (e.type === "race-lost") racesLost += 1;
+        });
         const t0 = performance.now();
         try {
           const lease = await k.acquire(AbortSignal.timeout(60_000));
@@ -71,12 +80,18 @@ async function main(): Promise<void> {
     const wall = performance.now() - started;
     const duplicates = subnets.length - new Set(subnets).size;
     const base50 = percentile(baseline, 50);
-    process.stdout.write(`Lease acquisition: ${ACQUIRERS} concurrent acquirers (one etcd client each), pool of 254 /24s, etcd 3.4 on loopback\n\n`);
+    process.stdout.write(
+      `Lease acquisition: ${ACQUIRERS} concurrent acquirers (one etcd client each), pool of 254 /24s, etcd 3.4 on loopback\n\n`,
+    );
     process.stdout.write(
       `${table([
         ["figure", "value", "ratio to baseline"],
         ["baseline: one uncontended acquire, p50", ms(base50), "1.00×"],
-        ["baseline: one uncontended acquire, p99", ms(percentile(baseline, 99)), ratio(percentile(baseline, 99), base50)],
+        [
+          "baseline: one uncontended acquire, p99",
+          ms(percentile(baseline, 99)),
+          ratio(percentile(baseline, 99), base50),
+        ],
         ["contended acquire, p50", ms(percentile(times, 50)), ratio(percentile(times, 50), base50)],
         ["contended acquire, p99", ms(percentile(times, 99)), ratio(percentile(times, 99), base50)],
         ["all acquirers done (wall)", ms(wall), ratio(wall, base50)],

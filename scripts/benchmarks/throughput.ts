@@ -12,7 +12,11 @@ import { ratio, table } from "./stats.js";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-async function alternate(label: string, ours: () => Promise<number>, baseline: () => Promise<number>): Promise<{ ours: number; base: number }> {
+async function alternate(
+  label: string,
+  ours: () => Promise<number>,
+  baseline: () => Promise<number>,
+): Promise<{ ours: number; base: number }> {
   const o: number[] = [];
   const b: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
@@ -29,36 +33,92 @@ async function main(): Promise<void> {
     const [handA, handB] = await handBuiltPods(namespaces);
     const vxlan = await withLab("btv", { nodes: 2, backend: "vxlan", podsPerNode: 1 }, async (lab) => {
       const [a, b] = podPair(lab);
-      return alternate("vxlan", () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS), () => iperf(handA, handB, SECONDS));
+      return alternate(
+        "vxlan",
+        () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS),
+        () => iperf(handA, handB, SECONDS),
+      );
     });
-    const unmasqueraded = await withLab("btn", { nodes: 2, backend: "vxlan", podsPerNode: 1, agentEnv: { TRELLIS_IP_MASQ: "false" } }, async (lab) => {
-      const [a, b] = podPair(lab);
-      return alternate("vxlan, --ip-masq=false", () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS), () => iperf(handA, handB, SECONDS));
-    });
+    const unmasqueraded = await withLab(
+      "btn",
+      { nodes: 2, backend: "vxlan", podsPerNode: 1, agentEnv: { TRELLIS_IP_MASQ: "false" } },
+      async (lab) => {
+        const [a, b] = podPair(lab);
+        return alternate(
+          "vxlan, --ip-masq=false",
+          () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS),
+          () => iperf(handA, handB, SECONDS),
+        );
+      },
+    );
     const hostgw = await withLab("bth", { nodes: 2, backend: "host-gw", podsPerNode: 1 }, async (lab) => {
       const [a, b] = podPair(lab);
       const n1 = lab.layout.node(1);
       const n2 = lab.layout.node(2);
-      return alternate("host-gw", () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS), () => iperf({ ns: n1.ns, ip: n1.ip }, { ns: n2.ns, ip: n2.ip }, SECONDS));
+      return alternate(
+        "host-gw",
+        () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS),
+        () => iperf({ ns: n1.ns, ip: n1.ip }, { ns: n2.ns, ip: n2.ip }, SECONDS),
+      );
     });
-    const hostgwUnmasqueraded = await withLab("btg", { nodes: 2, backend: "host-gw", podsPerNode: 1, agentEnv: { TRELLIS_IP_MASQ: "false" } }, async (lab) => {
-      const [a, b] = podPair(lab);
-      const n1 = lab.layout.node(1);
-      const n2 = lab.layout.node(2);
-      return alternate("host-gw, --ip-masq=false", () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS), () => iperf({ ns: n1.ns, ip: n1.ip }, { ns: n2.ns, ip: n2.ip }, SECONDS));
-    });
+    const hostgwUnmasqueraded = await withLab(
+      "btg",
+      { nodes: 2, backend: "host-gw", podsPerNode: 1, agentEnv: { TRELLIS_IP_MASQ: "false" } },
+      async (lab) => {
+        const [a, b] = podPair(lab);
+        const n1 = lab.layout.node(1);
+        const n2 = lab.layout.node(2);
+        return alternate(
+          "host-gw, --ip-masq=false",
+          () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS),
+          () => iperf({ ns: n1.ns, ip: n1.ip }, { ns: n2.ns, ip: n2.ip }, SECONDS),
+        );
+      },
+    );
     const gbit = (v: number): string => `${v.toFixed(2)} Gbit/s`;
-    process.stdout.write(`Throughput, pod to pod across two nodes: iperf3 TCP, ${SECONDS} s per run, median of ${ROUNDS} alternating runs\n\n`);
-    process.stdout.write(`${table([
-      ["path", "ours", "baseline", "baseline path", "ratio"],
-      ["trellis vxlan (MTU 1450)", gbit(vxlan.ours), gbit(vxlan.base), "flannel's vxlan topology by hand, MTU 1450", ratio(vxlan.ours, vxlan.base)],
-      ["trellis vxlan, --ip-masq=false", gbit(unmasqueraded.ours), gbit(unmasqueraded.base), "the same", ratio(unmasqueraded.ours, unmasqueraded.base)],
-      ["trellis host-gw", gbit(hostgw.ours), gbit(hostgw.base), "plain node to node on the underlay", ratio(hostgw.ours, hostgw.base)],
-      ["trellis host-gw, --ip-masq=false", gbit(hostgwUnmasqueraded.ours), gbit(hostgwUnmasqueraded.base), "the same", ratio(hostgwUnmasqueraded.ours, hostgwUnmasqueraded.base)],
-    ])}\n`);
+    process.stdout.write(
+      `Throughput, pod to pod across two nodes: iperf3 TCP, ${SECONDS} s per run, median of ${ROUNDS} alternating runs\n\n`,
+    );
+    process.stdout.write(
+      `${table([
+        ["path", "ours", "baseline", "baseline path", "ratio"],
+        [
+          "trellis vxlan (MTU 1450)",
+          gbit(vxlan.ours),
+          gbit(vxlan.base),
+          "flannel's vxlan topology by hand, MTU 1450",
+          ratio(vxlan.ours, vxlan.base),
+        ],
+        [
+          "trellis vxlan, --ip-masq=false",
+          gbit(unmasqueraded.ours),
+          gbit(unmasqueraded.base),
+          "the same",
+          ratio(unmasqueraded.ours, unmasqueraded.base),
+        ],
+        [
+          "trellis host-gw",
+          gbit(hostgw.ours),
+          gbit(hostgw.base),
+          "plain node to node on the underlay",
+          ratio(hostgw.ours, hostgw.base),
+        ],
+        [
+          "trellis host-gw, --ip-masq=false",
+          gbit(hostgwUnmasqueraded.ours),
+          gbit(hostgwUnmasqueraded.base),
+          "the same",
+          ratio(hostgwUnmasqueraded.ours, hostgwUnmasqueraded.base),
+        ],
+      ])}\n`,
+    );
     const verdict = (r: { ours: number; base: number }): string => (r.ours / r.base >= 0.95 ? "met" : "NOT met");
-    process.stdout.write(`\ngoals (ratio ≥ 0.95): vxlan ${verdict(vxlan)} (masquerading on), ${verdict(unmasqueraded)} (off); host-gw ${verdict(hostgw)} (on), ${verdict(hostgwUnmasqueraded)} (off)\n`);
-    process.stdout.write("masquerading needs netfilter connection tracking, which then sees every packet (flannel's --ip-masq pays the same; kube-proxy turns it on in any real cluster)\n");
+    process.stdout.write(
+      `\ngoals (ratio ≥ 0.95): vxlan ${verdict(vxlan)} (masquerading on), ${verdict(unmasqueraded)} (off); host-gw ${verdict(hostgw)} (on), ${verdict(hostgwUnmasqueraded)} (off)\n`,
+    );
+    process.stdout.write(
+      "masquerading needs netfilter connection tracking, which then sees every packet (flannel's --ip-masq pays the same; kube-proxy turns it on in any real cluster)\n",
+    );
   } finally {
     await namespaces.dispose();
   }

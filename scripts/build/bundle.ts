@@ -47,44 +47,50 @@ const PROGRAMS: readonly Program[] = [
 /** Source rewrites that make CommonJS-through-createRequire and __dirname lookups work from one bundled file. */
 function rewrites(bundleFile: string): Plugin {
   return {
-  name: "trellis-rewrites",
-  setup(b) {
-    // lib's adapter loads `netlink` with a createRequire()d require (fast from ESM); in the bundle the plain
-    // require lets esbuild include the package.
-    b.onLoad({ filter: /lib\/src\/netlink\/package\.js$/ }, async (args) => {
-      const text = await readFile(args.path, "utf8");
-      const out = text.replace(/^const require = createRequire\(import\.meta\.url\);$/m, "").replace(/^import \{ createRequire \} from "node:module";$/m, "");
-      if (out === text) throw new Error(`${args.path}: the createRequire line to rewrite was not found`);
-      return { contents: out, loader: "js" };
-    });
-    // netlink looks for its prebuilt addon at run time (node-gyp-build: package.json, directory scans, ~2 ms);
-    // the build resolves it once, on the machine that installed node_modules, relative to the bundle.
-    b.onLoad({ filter: /node_modules\/netlink\/dist\/raw\.js$/ }, async (args) => {
-      const text = await readFile(args.path, "utf8");
-      const from = "require('node-gyp-build')(__dirname + '/..')";
-      if (!text.includes(from)) throw new Error(`${args.path}: the addon lookup to rewrite was not found`);
-      const addon = nodeGypBuild.path(resolve(dirname(args.path), ".."));
-      const to = `require(require('path').join(__dirname, ${JSON.stringify(relative(dirname(bundleFile), addon))}))`;
-      return { contents: text.replace(from, to), loader: "js" };
-    });
-    // syscall-napi's addon is required by name, which makes Node read package.json files up the tree (~3 ms);
-    // in the bundle it is a path relative to the bundle, resolved here once.
-    b.onLoad({ filter: /lib\/src\/syscall\.js$/ }, async (args) => {
-      const text = await readFile(args.path, "utf8");
-      const specifier = "syscall-napi/build/Release/syscall.node";
-      if (!text.includes(`"${specifier}"`)) throw new Error(`${args.path}: the addon require to rewrite was not found`);
-      const addon = relative(dirname(bundleFile), localRequire.resolve(specifier));
-      return { contents: text.replaceAll(`"${specifier}"`, JSON.stringify(`./${addon}`)), loader: "js" };
-    });
-    // etcd3 parses its .proto files from `${__dirname}/../proto` at load time: point that at the package itself.
-    b.onLoad({ filter: /node_modules\/etcd3\/lib\/connection-pool\.js$/ }, async (args) => {
-      const text = await readFile(args.path, "utf8");
-      const from = "`${__dirname}/../proto/rpc.proto`";
-      if (!text.includes(from)) throw new Error(`${args.path}: the proto path to rewrite was not found`);
-      const proto = relative(dirname(bundleFile), resolve(dirname(args.path), "../proto/rpc.proto"));
-      return { contents: text.replace(from, `require('path').join(__dirname, ${JSON.stringify(proto)})`), loader: "js" };
-    });
-  },
+    name: "trellis-rewrites",
+    setup(b) {
+      // lib's adapter loads `netlink` with a createRequire()d require (fast from ESM); in the bundle the plain
+      // require lets esbuild include the package.
+      b.onLoad({ filter: /lib\/src\/netlink\/package\.js$/ }, async (args) => {
+        const text = await readFile(args.path, "utf8");
+        const out = text
+          .replace(/^const require = createRequire\(import\.meta\.url\);$/m, "")
+          .replace(/^import \{ createRequire \} from "node:module";$/m, "");
+        if (out === text) throw new Error(`${args.path}: the createRequire line to rewrite was not found`);
+        return { contents: out, loader: "js" };
+      });
+      // netlink looks for its prebuilt addon at run time (node-gyp-build: package.json, directory scans, ~2 ms);
+      // the build resolves it once, on the machine that installed node_modules, relative to the bundle.
+      b.onLoad({ filter: /node_modules\/netlink\/dist\/raw\.js$/ }, async (args) => {
+        const text = await readFile(args.path, "utf8");
+        const from = "require('node-gyp-build')(__dirname + '/..')";
+        if (!text.includes(from)) throw new Error(`${args.path}: the addon lookup to rewrite was not found`);
+        const addon = nodeGypBuild.path(resolve(dirname(args.path), ".."));
+        const to = `require(require('path').join(__dirname, ${JSON.stringify(relative(dirname(bundleFile), addon))}))`;
+        return { contents: text.replace(from, to), loader: "js" };
+      });
+      // syscall-napi's addon is required by name, which makes Node read package.json files up the tree (~3 ms);
+      // in the bundle it is a path relative to the bundle, resolved here once.
+      b.onLoad({ filter: /lib\/src\/syscall\.js$/ }, async (args) => {
+        const text = await readFile(args.path, "utf8");
+        const specifier = "syscall-napi/build/Release/syscall.node";
+        if (!text.includes(`"${specifier}"`))
+          throw new Error(`${args.path}: the addon require to rewrite was not found`);
+        const addon = relative(dirname(bundleFile), localRequire.resolve(specifier));
+        return { contents: text.replaceAll(`"${specifier}"`, JSON.stringify(`./${addon}`)), loader: "js" };
+      });
+      // etcd3 parses its .proto files from `${__dirname}/../proto` at load time: point that at the package itself.
+      b.onLoad({ filter: /node_modules\/etcd3\/lib\/connection-pool\.js$/ }, async (args) => {
+        const text = await readFile(args.path, "utf8");
+        const from = "`${__dirname}/../proto/rpc.proto`";
+        if (!text.includes(from)) throw new Error(`${args.path}: the proto path to rewrite was not found`);
+        const proto = relative(dirname(bundleFile), resolve(dirname(args.path), "../proto/rpc.proto"));
+        return {
+          contents: text.replace(from, `require('path').join(__dirname, ${JSON.stringify(proto)})`),
+          loader: "js",
+        };
+      });
+    },
   };
 }
 
@@ -112,12 +118,17 @@ async function bundle(program: Program): Promise<void> {
 
 /** Runs the bundle once through its launcher in cache-writing mode, under the program's own node flags. */
 function writeCodeCache(program: Program): void {
-  const result = spawnSync(process.execPath, [...program.nodeFlags, join(DIST, program.launcher), ...program.warmUp.args], {
-    env: { PATH: process.env.PATH, ...program.warmUp.env },
-    input: "",
-    encoding: "utf8",
-  });
-  if (result.status !== 0) throw new Error(`writing the code cache of ${program.outfile} failed: ${result.stderr || result.stdout}`);
+  const result = spawnSync(
+    process.execPath,
+    [...program.nodeFlags, join(DIST, program.launcher), ...program.warmUp.args],
+    {
+      env: { PATH: process.env.PATH, ...program.warmUp.env },
+      input: "",
+      encoding: "utf8",
+    },
+  );
+  if (result.status !== 0)
+    throw new Error(`writing the code cache of ${program.outfile} failed: ${result.stderr || result.stdout}`);
 }
 
 /**
@@ -127,8 +138,11 @@ function writeCodeCache(program: Program): void {
 function buildShim(): void {
   const source = resolve(DIST, "../cni-plugin/shim/trellis-shim.c");
   const output = join(DIST, "cni-plugin/trellis-shim");
-  const result = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", output, source], { encoding: "utf8" });
-  if (result.error !== undefined) throw new Error(`building the CNI shim needs a C compiler (cc): ${result.error.message}`);
+  const result = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", output, source], {
+    encoding: "utf8",
+  });
+  if (result.error !== undefined)
+    throw new Error(`building the CNI shim needs a C compiler (cc): ${result.error.message}`);
   if (result.status !== 0) throw new Error(`building the CNI shim failed:\n${result.stderr}`);
 }
 

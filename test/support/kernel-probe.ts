@@ -1,9 +1,23 @@
 // Reading a node namespace's kernel state with iproute2's JSON output, for assertions in end-to-end tests.
 import { run, runStatus } from "../../lab/src/exec.js";
 
-export interface IpRoute { dst: string; gateway?: string; dev?: string; protocol?: string; flags?: string[] }
-export interface IpNeigh { dst: string; lladdr?: string; state?: string[] }
-export interface BridgeFdb { mac: string; dst?: string; flags?: string[] }
+export interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+  flags?: string[];
+}
+export interface IpNeigh {
+  dst: string;
+  lladdr?: string;
+  state?: string[];
+}
+export interface BridgeFdb {
+  mac: string;
+  dst?: string;
+  flags?: string[];
+}
 
 async function json<T>(args: string[]): Promise<T> {
   const { stdout } = await run("ip", args);

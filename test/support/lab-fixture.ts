@@ -10,7 +10,9 @@ let counter = 0;
 
 export function useLab(options: UpOptions): { readonly lab: Lab } {
   let lab: Lab | undefined;
-  const onExit = (): void => { lab?.downSync(); };
+  const onExit = (): void => {
+    lab?.downSync();
+  };
   before(async function () {
     this.timeout(120_000);
     counter += 1;
@@ -23,7 +25,9 @@ export function useLab(options: UpOptions): { readonly lab: Lab } {
       // The lab is removed in after(): show what the agents said first.
       for (const node of lab.current.nodes) {
         const log = await lab.agentLog(node.index).catch(() => "(no log)");
-        process.stderr.write(`--- agent log of n${node.index} (last lines)\n${log.split("\n").slice(-25).join("\n")}\n`);
+        process.stderr.write(
+          `--- agent log of n${node.index} (last lines)\n${log.split("\n").slice(-25).join("\n")}\n`,
+        );
       }
       throw error;
     }

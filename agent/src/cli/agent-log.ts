@@ -27,13 +27,19 @@ function keeperLine(log: winston.Logger, event: KeeperEvent): void {
       log.info("lost a race for a subnet, trying another", { subnet: formatCidr(event.subnet) });
       return;
     case "renewed":
-      log.debug("lease renewed", { subnet: formatCidr(event.lease.subnet), expiresAt: new Date(event.lease.expiresAt ?? 0).toISOString() });
+      log.debug("lease renewed", {
+        subnet: formatCidr(event.lease.subnet),
+        expiresAt: new Date(event.lease.expiresAt ?? 0).toISOString(),
+      });
       return;
     case "lost":
       log.warn("lease lost, re-acquiring", { subnet: formatCidr(event.subnet), reason: event.reason });
       return;
     case "retrying":
-      log.warn(`lease ${event.phase} failed, retrying`, { error: errorMessage(event.error), retryInMs: event.retryInMs });
+      log.warn(`lease ${event.phase} failed, retrying`, {
+        error: errorMessage(event.error),
+        retryInMs: event.retryInMs,
+      });
       return;
     case "released":
       log.info(event.kept ? "reservation kept" : "lease released", { subnet: formatCidr(event.subnet) });
@@ -45,7 +51,11 @@ function watcherLine(log: winston.Logger, event: WatcherEvent): void {
   switch (event.type) {
     case "added":
     case "removed":
-      log.info(`peer ${event.type}`, { subnet: formatCidr(event.peer.subnet), publicIp: event.peer.attrs.publicIp, backend: event.peer.attrs.backendType ?? null });
+      log.info(`peer ${event.type}`, {
+        subnet: formatCidr(event.peer.subnet),
+        publicIp: event.peer.attrs.publicIp,
+        backend: event.peer.attrs.backendType ?? null,
+      });
       return;
     case "changed":
       log.info("peer changed", {
@@ -62,7 +72,10 @@ function watcherLine(log: winston.Logger, event: WatcherEvent): void {
       log.warn("our lease key disappeared from etcd", { subnet: formatCidr(event.subnet) });
       return;
     case "own-taken":
-      log.warn("our lease key was overwritten by another node", { subnet: formatCidr(event.subnet), publicIp: event.publicIp });
+      log.warn("our lease key was overwritten by another node", {
+        subnet: formatCidr(event.subnet),
+        publicIp: event.publicIp,
+      });
       return;
     case "synced":
       log.info(event.initial ? "peers listed" : "peers re-listed", { peers: event.peers, revision: event.revision });
@@ -71,7 +84,11 @@ function watcherLine(log: winston.Logger, event: WatcherEvent): void {
       log.debug("watching peers", { fromRevision: event.revision });
       return;
     case "broken":
-      log.warn("peer watch broken, re-listing", { reason: event.reason, error: errorMessage(event.error), retryInMs: event.retryInMs });
+      log.warn("peer watch broken, re-listing", {
+        reason: event.reason,
+        error: errorMessage(event.error),
+        retryInMs: event.retryInMs,
+      });
       return;
   }
 }
@@ -92,25 +109,42 @@ function dataplaneLine(log: winston.Logger, event: DataplaneEvent): void {
       log[event.repair ? "warn" : "info"](`vxlan device ${event.action}`, { device: event.name, reason: event.reason });
       return;
     case "peer-skipped":
-      log.warn("peer not programmed", { subnet: formatCidr(event.peer.subnet), publicIp: event.peer.publicIp, reason: event.peer.reason });
+      log.warn("peer not programmed", {
+        subnet: formatCidr(event.peer.subnet),
+        publicIp: event.peer.publicIp,
+        reason: event.peer.reason,
+      });
       return;
     case "pass":
-      log.debug("dataplane pass", { trigger: event.trigger, changes: event.changes, durationMs: Math.round(event.durationMs * 10) / 10, converged: event.converged });
+      log.debug("dataplane pass", {
+        trigger: event.trigger,
+        changes: event.changes,
+        durationMs: Math.round(event.durationMs * 10) / 10,
+        converged: event.converged,
+      });
       return;
     case "error":
-      log.error(event.entry === undefined ? "dataplane pass failed" : `programming ${describeEntry(event.entry)} failed`, { error: errorMessage(event.error) });
+      log.error(
+        event.entry === undefined ? "dataplane pass failed" : `programming ${describeEntry(event.entry)} failed`,
+        { error: errorMessage(event.error) },
+      );
       return;
   }
 }
 
 function entryFields(entry: EntryRef): Record<string, string> {
-  return { key: entry.key, ...(entry.subnet === undefined ? {} : { subnet: entry.subnet }), ...(entry.publicIp === undefined ? {} : { publicIp: entry.publicIp }) };
+  return {
+    key: entry.key,
+    ...(entry.subnet === undefined ? {} : { subnet: entry.subnet }),
+    ...(entry.publicIp === undefined ? {} : { publicIp: entry.publicIp }),
+  };
 }
 
 function masqueradeLine(log: winston.Logger, event: MasqueradeEvent): void {
   switch (event.type) {
     case "applied":
-      if (event.reason === "resync") log.warn("masquerade rules were changed or removed; re-installed", { backend: event.backend });
+      if (event.reason === "resync")
+        log.warn("masquerade rules were changed or removed; re-installed", { backend: event.backend });
       else log.info("masquerade rules installed", { backend: event.backend, reason: event.reason });
       return;
     case "unchanged":
@@ -137,7 +171,12 @@ export function logAgentEvent(log: winston.Logger, event: AgentEvent): void {
       });
       return;
     case "underlay":
-      log.info("underlay", { iface: event.underlay.iface.name, localIp: event.underlay.localIp, publicIp: event.underlay.publicIp, mtu: event.underlay.iface.mtu });
+      log.info("underlay", {
+        iface: event.underlay.iface.name,
+        localIp: event.underlay.localIp,
+        publicIp: event.underlay.publicIp,
+        mtu: event.underlay.iface.mtu,
+      });
       return;
     case "subnet-env":
       log.info("subnet file written", { path: event.path, subnet: formatCidr(event.lease.subnet) });
@@ -146,7 +185,12 @@ export function logAgentEvent(log: winston.Logger, event: AgentEvent): void {
       log.error(`${event.context} failed`, { error: errorMessage(event.error) });
       return;
     case "ready":
-      log.info("ready", { subnet: formatCidr(event.lease.subnet), publicIp: event.lease.attrs.publicIp, peers: event.peers, startupMs: event.startupMs });
+      log.info("ready", {
+        subnet: formatCidr(event.lease.subnet),
+        publicIp: event.lease.attrs.publicIp,
+        peers: event.peers,
+        startupMs: event.startupMs,
+      });
       return;
     case "dataplane":
       dataplaneLine(log, event.event);

@@ -25,7 +25,11 @@ function readJson(path: string, explicit: boolean): Record<string, unknown> | un
     text = readFileSync(path, "utf8");
   } catch (error) {
     if (!explicit && (error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new InvalidArgumentError("--config", path, `must be a readable file (${(error as NodeJS.ErrnoException).code ?? "unreadable"})`);
+    throw new InvalidArgumentError(
+      "--config",
+      path,
+      `must be a readable file (${(error as NodeJS.ErrnoException).code ?? "unreadable"})`,
+    );
   }
   let value: unknown;
   try {
@@ -34,7 +38,11 @@ function readJson(path: string, explicit: boolean): Record<string, unknown> | un
     throw new InvalidArgumentError("--config", path, `must contain JSON (${(error as Error).message})`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new InvalidArgumentError("--config", path, 'must contain a JSON object such as {"etcd-endpoints": "https://10.0.0.1:2379"}');
+    throw new InvalidArgumentError(
+      "--config",
+      path,
+      'must contain a JSON object such as {"etcd-endpoints": "https://10.0.0.1:2379"}',
+    );
   }
   return value as Record<string, unknown>;
 }
@@ -51,7 +59,11 @@ export function applyConfigFile(command: Command): void {
   for (const [key, value] of Object.entries(values)) {
     const option = known.get(key);
     if (option === undefined) {
-      throw new InvalidArgumentError(`${path}: key "${key}"`, value, `is not an option of \`${command.name()}\`; allowed: ${[...known.keys()].join(", ")}`);
+      throw new InvalidArgumentError(
+        `${path}: key "${key}"`,
+        value,
+        `is not an option of \`${command.name()}\`; allowed: ${[...known.keys()].join(", ")}`,
+      );
     }
     if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
       throw new InvalidArgumentError(`${path}: key "${key}"`, value, "must be a string, number or boolean");
@@ -78,7 +90,10 @@ export function printConfig(command: Command): string {
     const attribute = option.attributeName();
     const value: unknown = command.getOptionValue(attribute);
     const source = command.getOptionValueSource(attribute) ?? "unset";
-    out[name] = { value: SECRETS.has(name) && value !== undefined ? "********" : (value ?? null), source: source === "cli" ? "flag" : source };
+    out[name] = {
+      value: SECRETS.has(name) && value !== undefined ? "********" : (value ?? null),
+      source: source === "cli" ? "flag" : source,
+    };
   }
   return `${JSON.stringify(out, null, 2)}\n`;
 }

@@ -19,9 +19,15 @@ export async function openRegistry(flags: EtcdFlags, mode: "cli" | "daemon" = "c
     requestTimeoutMs: mode === "cli" ? CLI_ETCD_TIMEOUT_MS : DAEMON_ETCD_TIMEOUT_MS,
     retry: mode === "daemon",
   });
-  const [{ createEtcdClient }, { EtcdRegistry }] = await Promise.all([import("../etcd/client.js"), import("../lease/etcd-registry.js")]);
+  const [{ createEtcdClient }, { EtcdRegistry }] = await Promise.all([
+    import("../etcd/client.js"),
+    import("../lease/etcd-registry.js"),
+  ]);
   const client = await createEtcdClient(etcd.connection);
-  return { registry: new EtcdRegistry(client, etcd.prefix, etcd.connection.endpoints, etcd.connection.requestTimeoutMs), prefix: etcd.prefix };
+  return {
+    registry: new EtcdRegistry(client, etcd.prefix, etcd.connection.endpoints, etcd.connection.requestTimeoutMs),
+    prefix: etcd.prefix,
+  };
 }
 
 /** Runs fn with a registry and always closes it, so the process can exit. */

@@ -26,13 +26,15 @@ import type { RunFlags } from "./options.js";
 import { VERSION } from "./version.js";
 
 function parsePort(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) > 65535) throw new InvalidArgumentError("--healthz-port", text, "must be a port number from 0 (off) to 65535");
+  if (!/^\d+$/.test(text) || Number(text) > 65535)
+    throw new InvalidArgumentError("--healthz-port", text, "must be a port number from 0 (off) to 65535");
   return Number(text);
 }
 
 /** The socket the plugin's shim finds through the conflist's agentSocket: the same rules; "" is off. */
 function checkSocketPath(path: string): void {
-  if (path !== "" && !isAgentSocketPath(path)) throw new InvalidArgumentError("--cni-socket", path, `must be ${AGENT_SOCKET_ALLOWED}`);
+  if (path !== "" && !isAgentSocketPath(path))
+    throw new InvalidArgumentError("--cni-socket", path, `must be ${AGENT_SOCKET_ALLOWED}`);
 }
 
 /** Entering a pod's namespace (setns) needs CAP_SYS_ADMIN; a unit that withholds it gets the plugin standalone. */
@@ -43,23 +45,38 @@ function canEnterNamespaces(): boolean {
 }
 
 /** The plugin's work for its shim, in this process; a failure to listen leaves the plugin standalone, not the node down. */
-async function startCni(path: string, log: ReturnType<typeof createLogger>, metrics: AgentMetrics): Promise<CniService | undefined> {
+async function startCni(
+  path: string,
+  log: ReturnType<typeof createLogger>,
+  metrics: AgentMetrics,
+): Promise<CniService | undefined> {
   if (path === "") return undefined;
   if (!canEnterNamespaces()) {
-    log.warn("not serving the CNI plugin's shim: entering pod namespaces needs CAP_SYS_ADMIN; the plugin runs standalone", { socket: path });
+    log.warn(
+      "not serving the CNI plugin's shim: entering pod namespaces needs CAP_SYS_ADMIN; the plugin runs standalone",
+      { socket: path },
+    );
     return undefined;
   }
   try {
-    const service = await startCniService({ socketPath: path, deps: cniDeps, netns: readlinkSync("/proc/self/ns/net") });
+    const service = await startCniService({
+      socketPath: path,
+      deps: cniDeps,
+      netns: readlinkSync("/proc/self/ns/net"),
+    });
     service.events.on((event) => {
       metrics.observeCni(event);
-      if (event.type === "served") log.debug("cni request served", { command: event.command, exitCode: event.exitCode, ms: Math.round(event.ms) });
+      if (event.type === "served")
+        log.debug("cni request served", { command: event.command, exitCode: event.exitCode, ms: Math.round(event.ms) });
       else log.warn("cni request sent back to the standalone plugin", { reason: event.reason });
     });
     log.info("serving the CNI plugin's shim", { socket: path });
     return service;
   } catch (error) {
-    log.warn("not serving the CNI plugin's shim; the plugin runs standalone", { socket: path, error: errorMessage(error) });
+    log.warn("not serving the CNI plugin's shim; the plugin runs standalone", {
+      socket: path,
+      error: errorMessage(error),
+    });
     return undefined;
   }
 }
@@ -70,9 +87,18 @@ export async function runDaemon(flags: RunFlags): Promise<void> {
   const masqResyncMs = parseDuration("--iptables-resync", flags.iptablesResync, 1000);
   const resyncIntervalMs = parseDuration("--resync-interval", flags.resyncInterval, 1000);
   const healthzPort = parsePort(flags.healthzPort);
-  if (!isIpv4(flags.healthzIp)) throw new InvalidArgumentError("--healthz-ip", flags.healthzIp, "must be an IPv4 address such as 127.0.0.1 or 0.0.0.0");
+  if (!isIpv4(flags.healthzIp))
+    throw new InvalidArgumentError(
+      "--healthz-ip",
+      flags.healthzIp,
+      "must be an IPv4 address such as 127.0.0.1 or 0.0.0.0",
+    );
   if (flags.vxlanDevice !== undefined && !/^[A-Za-z0-9._-]{1,15}$/.test(flags.vxlanDevice)) {
-    throw new InvalidArgumentError("--vxlan-device", flags.vxlanDevice, "must be an interface name of 1-15 letters, digits, '.', '_' or '-'");
+    throw new InvalidArgumentError(
+      "--vxlan-device",
+      flags.vxlanDevice,
+      "must be an interface name of 1-15 letters, digits, '.', '_' or '-'",
+    );
   }
   checkSocketPath(flags.cniSocket);
 
@@ -91,8 +117,12 @@ export async function runDaemon(flags: RunFlags): Promise<void> {
   let server: RunningServer | undefined;
   let cni: CniService | undefined;
   try {
-    const kernel = instrumentKernel(rawKernel, (op, s, e) => { metrics.observeNetlink(op, s, e); });
-    const registry = instrumentRegistry(etcd, (op, s, e) => { metrics.observeEtcd(op, s, e); });
+    const kernel = instrumentKernel(rawKernel, (op, s, e) => {
+      metrics.observeNetlink(op, s, e);
+    });
+    const registry = instrumentRegistry(etcd, (op, s, e) => {
+      metrics.observeEtcd(op, s, e);
+    });
     const firewall = flags.ipMasq ? await chooseFirewall(processRunner, flags.firewallBackend) : undefined;
     const agent = new Agent(
       {
@@ -140,6 +170,9 @@ export async function runDaemon(flags: RunFlags): Promise<void> {
     await cni?.close();
     etcd.close();
     rawKernel.close();
-    await new Promise<void>((resolve) => { log.on("finish", resolve); log.end(); });
+    await new Promise<void>((resolve) => {
+      log.on("finish", resolve);
+      log.end();
+    });
   }
 }

@@ -10,13 +10,18 @@ import type { NodeFlags } from "./options.js";
 /** --public-ip as given (it may name another, dead node), else the underlay's address. */
 export async function detectPublicIp(flags: NodeFlags): Promise<string> {
   if (flags.publicIp !== undefined) {
-    if (!isIpv4(flags.publicIp)) throw new InvalidArgumentError("--public-ip", flags.publicIp, "must be an IPv4 address");
+    if (!isIpv4(flags.publicIp))
+      throw new InvalidArgumentError("--public-ip", flags.publicIp, "must be an IPv4 address");
     return flags.publicIp;
   }
   const { openHostNetwork } = await import("../node/kernel-host-network.js");
   const host = openHostNetwork();
   try {
-    const underlay = chooseUnderlay({ iface: flags.iface, publicIp: flags.publicIp }, await host.interfaces(), await host.defaultRouteInterface());
+    const underlay = chooseUnderlay(
+      { iface: flags.iface, publicIp: flags.publicIp },
+      await host.interfaces(),
+      await host.defaultRouteInterface(),
+    );
     return underlay.publicIp;
   } finally {
     host.close();

@@ -18,9 +18,14 @@ function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) })
-    .addHelpText("after", `\nEvery flag can also be set by an environment variable: ${ENV_PREFIX}<FLAG_NAME>, e.g. ${ENV_PREFIX}ETCD_ENDPOINTS.\nDocumentation: docs/operations.md`);
+    .addHelpText(
+      "after",
+      `\nEvery flag can also be set by an environment variable: ${ENV_PREFIX}<FLAG_NAME>, e.g. ${ENV_PREFIX}ETCD_ENDPOINTS.\nDocumentation: docs/operations.md`,
+    );
   // The config file fills what neither a flag nor a variable set, before any command runs.
-  program.hook("preAction", (_program, action) => { applyConfigFile(action); });
+  program.hook("preAction", (_program, action) => {
+    applyConfigFile(action);
+  });
   registerRun(program);
   registerStatus(program);
   registerNetwork(program);
@@ -30,7 +35,8 @@ function buildProgram(): Command {
   // Subcommands inherit exitOverride and output settings only when set on each of them.
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });
-    for (const sub of command.commands) sub.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    for (const sub of command.commands)
+      sub.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });
   }
   return program;
 }

@@ -20,7 +20,12 @@ export function flag(flags: string, description: string, defaultValue?: string):
 
 export function addEtcdOptions(command: Command): Command {
   return command
-    .addOption(flag("--config <path>", `JSON file of option values, keys named as the flags (default ${DEFAULTS.configFile} when it exists)`))
+    .addOption(
+      flag(
+        "--config <path>",
+        `JSON file of option values, keys named as the flags (default ${DEFAULTS.configFile} when it exists)`,
+      ),
+    )
     .addOption(flag("--etcd-endpoints <urls>", "comma-separated etcd endpoints", DEFAULTS.etcdEndpoints))
     .addOption(flag("--etcd-prefix <path>", "etcd key prefix of the network", DEFAULTS.etcdPrefix))
     .addOption(flag("--etcd-cafile <path>", "CA certificate to verify etcd (PEM)"))
@@ -32,15 +37,28 @@ export function addEtcdOptions(command: Command): Command {
 
 export function addNodeOptions(command: Command): Command {
   return command
-    .addOption(flag("--iface <name|ip>", "interface (or one of its IPv4 addresses) for inter-node traffic; default: the default route's"))
+    .addOption(
+      flag(
+        "--iface <name|ip>",
+        "interface (or one of its IPv4 addresses) for inter-node traffic; default: the default route's",
+      ),
+    )
     .addOption(flag("--public-ip <ip>", "IP other nodes use to reach this one; default: the --iface address"))
     .addOption(flag("--subnet-file <path>", "where the node's lease is written for CNI plugins", DEFAULTS.subnetFile));
 }
 
 export function addHealthzOptions(command: Command): Command {
   return command
-    .addOption(flag("--healthz-ip <ip>", "address of the agent's /healthz, /readyz, /metrics and /status", DEFAULTS.healthzIp))
-    .addOption(flag("--healthz-port <port>", "port of /healthz, /readyz, /metrics and /status; 0 turns the endpoint off", DEFAULTS.healthzPort));
+    .addOption(
+      flag("--healthz-ip <ip>", "address of the agent's /healthz, /readyz, /metrics and /status", DEFAULTS.healthzIp),
+    )
+    .addOption(
+      flag(
+        "--healthz-port <port>",
+        "port of /healthz, /readyz, /metrics and /status; 0 turns the endpoint off",
+        DEFAULTS.healthzPort,
+      ),
+    );
 }
 
 export interface HealthzFlags {

@@ -44,19 +44,32 @@ export interface EtcdOptions {
 }
 
 export function parseEndpoints(text: string): string[] {
-  const endpoints = text.split(",").map((e) => e.trim()).filter((e) => e !== "");
-  if (endpoints.length === 0) throw new InvalidArgumentError("--etcd-endpoints", text, "must list at least one URL such as http://127.0.0.1:2379");
+  const endpoints = text
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "");
+  if (endpoints.length === 0)
+    throw new InvalidArgumentError(
+      "--etcd-endpoints",
+      text,
+      "must list at least one URL such as http://127.0.0.1:2379",
+    );
   for (const endpoint of endpoints) {
     let url: URL;
     try {
       url = new URL(endpoint);
     } catch {
-      throw new InvalidArgumentError("--etcd-endpoints", endpoint, "each endpoint must be a URL such as http://10.0.0.1:2379 or https://etcd:2379");
+      throw new InvalidArgumentError(
+        "--etcd-endpoints",
+        endpoint,
+        "each endpoint must be a URL such as http://10.0.0.1:2379 or https://etcd:2379",
+      );
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new InvalidArgumentError("--etcd-endpoints", endpoint, "must use http:// or https://");
     }
-    if (url.port === "") throw new InvalidArgumentError("--etcd-endpoints", endpoint, "must include the port, e.g. :2379");
+    if (url.port === "")
+      throw new InvalidArgumentError("--etcd-endpoints", endpoint, "must include the port, e.g. :2379");
   }
   return endpoints;
 }
@@ -69,11 +82,18 @@ export function parsePrefix(text: string): string {
   return prefix;
 }
 
-export function resolveEtcdOptions(raw: RawEtcdOptions, mode: { requestTimeoutMs: number; retry: boolean }): EtcdOptions {
+export function resolveEtcdOptions(
+  raw: RawEtcdOptions,
+  mode: { requestTimeoutMs: number; retry: boolean },
+): EtcdOptions {
   const endpoints = parseEndpoints(raw.etcdEndpoints ?? DEFAULTS.etcdEndpoints);
   const tlsFiles = raw.etcdCafile !== undefined || raw.etcdCertfile !== undefined || raw.etcdKeyfile !== undefined;
   if (tlsFiles && endpoints.some((e) => e.startsWith("http://"))) {
-    throw new InvalidArgumentError("--etcd-endpoints", endpoints.join(","), "must use https:// when TLS files (--etcd-cafile/--etcd-certfile/--etcd-keyfile) are given");
+    throw new InvalidArgumentError(
+      "--etcd-endpoints",
+      endpoints.join(","),
+      "must use https:// when TLS files (--etcd-cafile/--etcd-certfile/--etcd-keyfile) are given",
+    );
   }
   if (raw.etcdPassword !== undefined && raw.etcdUsername === undefined) {
     throw new InvalidArgumentError("--etcd-username", undefined, "is required when --etcd-password is given");

@@ -2,7 +2,18 @@
 // flannel (docs in ../shared/reference/flannel.md) and every rejection names the field, its value and what is
 // allowed. Pure: no I/O here.
 import { InvalidConfigError } from "../../../lib/src/errors.js";
-import { canonical, formatCidr, formatIpv4, isCanonical, maskOf, parseCidr, parseIpv4, sizeOf, containsIp, type Cidr } from "../../../lib/src/ipv4.js";
+import {
+  canonical,
+  formatCidr,
+  formatIpv4,
+  isCanonical,
+  maskOf,
+  parseCidr,
+  parseIpv4,
+  sizeOf,
+  containsIp,
+  type Cidr,
+} from "../../../lib/src/ipv4.js";
 
 export const BACKEND_TYPES = ["vxlan", "host-gw"] as const;
 export type BackendType = (typeof BACKEND_TYPES)[number];
@@ -32,7 +43,15 @@ export interface NetworkConfig {
 
 // Keys flannel knows and we accept but do not act on (so a flannel-written config still loads).
 const IGNORED_TOP_KEYS = new Set(["EnableIPv4", "EnableNFTables"]);
-const TOP_KEYS = new Set(["Network", "SubnetLen", "SubnetMin", "SubnetMax", "Backend", "EnableIPv6", ...IGNORED_TOP_KEYS]);
+const TOP_KEYS = new Set([
+  "Network",
+  "SubnetLen",
+  "SubnetMin",
+  "SubnetMax",
+  "Backend",
+  "EnableIPv6",
+  ...IGNORED_TOP_KEYS,
+]);
 const BACKEND_KEYS = new Set(["Type", "VNI", "Port", "DirectRouting", "GBP", "Learning", "MTU", "MacPrefix"]);
 
 type Json = Record<string, unknown>;
@@ -47,7 +66,11 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw new InvalidConfigError("network config", text.length > 80 ? `${text.slice(0, 80)}…` : text, `must be JSON (${(error as Error).message})`);
+    throw new InvalidConfigError(
+      "network config",
+      text.length > 80 ? `${text.slice(0, 80)}…` : text,
+      `must be JSON (${(error as Error).message})`,
+    );
   }
   return validateNetworkConfig(raw);
 }
@@ -64,7 +87,11 @@ function integerField(obj: Json, field: string, label: string, min: number, max:
 function checkKeys(obj: Json, allowed: Set<string>, where: string): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.has(key)) {
-      throw new InvalidConfigError(`${where}${key}`, obj[key], `is not a known field; allowed: ${[...allowed].join(", ")}`);
+      throw new InvalidConfigError(
+        `${where}${key}`,
+        obj[key],
+        `is not a known field; allowed: ${[...allowed].join(", ")}`,
+      );
     }
   }
 }
@@ -73,7 +100,7 @@ function parseBackend(value: unknown): BackendConfig {
   if (value === undefined || value === null) {
     return { type: "vxlan", vni: DEFAULT_VNI, port: DEFAULT_VXLAN_PORT, directRouting: false };
   }
-  if (!isObject(value)) throw new InvalidConfigError("Backend", value, "must be an object such as {\"Type\":\"vxlan\"}");
+  if (!isObject(value)) throw new InvalidConfigError("Backend", value, 'must be an object such as {"Type":"vxlan"}');
   checkKeys(value, BACKEND_KEYS, "Backend.");
   const type = value.Type ?? "vxlan";
   if (typeof type !== "string" || !(BACKEND_TYPES as readonly string[]).includes(type)) {
@@ -83,7 +110,8 @@ function parseBackend(value: unknown): BackendConfig {
   const vni = integerField(value, "VNI", "Backend.VNI", 0, MAX_VNI) || DEFAULT_VNI;
   const port = integerField(value, "Port", "Backend.Port", 0, 65535) || DEFAULT_VXLAN_PORT;
   const directRouting = value.DirectRouting ?? false;
-  if (typeof directRouting !== "boolean") throw new InvalidConfigError("Backend.DirectRouting", directRouting, "must be true or false");
+  if (typeof directRouting !== "boolean")
+    throw new InvalidConfigError("Backend.DirectRouting", directRouting, "must be true or false");
   return { type: type as BackendType, vni, port, directRouting };
 }
 
@@ -94,18 +122,30 @@ function parseNetwork(value: unknown): Cidr {
   const cidr = typeof value === "string" ? parseCidr(value) : undefined;
   if (cidr === undefined) throw new InvalidConfigError("Network", value, "must be an IPv4 CIDR such as 172.30.0.0/16");
   if (!isCanonical(cidr)) {
-    throw new InvalidConfigError("Network", value, `has host bits set; the network address is ${formatCidr(canonical(cidr))}`);
+    throw new InvalidConfigError(
+      "Network",
+      value,
+      `has host bits set; the network address is ${formatCidr(canonical(cidr))}`,
+    );
   }
-  if (cidr.prefixLen > 28) throw new InvalidConfigError("Network", value, "is too small: the prefix length must be /28 or shorter");
+  if (cidr.prefixLen > 28)
+    throw new InvalidConfigError("Network", value, "is too small: the prefix length must be /28 or shorter");
   return cidr;
 }
 
-function parseBound(obj: Json, field: "SubnetMin" | "SubnetMax", network: Cidr, subnetLen: number, fallback: number): number {
+function parseBound(
+  obj: Json,
+  field: "SubnetMin" | "SubnetMax",
+  network: Cidr,
+  subnetLen: number,
+  fallback: number,
+): number {
   const value = obj[field];
   if (value === undefined || value === null || value === "") return fallback;
   const ip = typeof value === "string" ? parseIpv4(value) : undefined;
   if (ip === undefined) throw new InvalidConfigError(field, value, "must be an IPv4 address such as 172.30.1.0");
-  if (!containsIp(network, ip)) throw new InvalidConfigError(field, value, `must be inside Network ${formatCidr(network)}`);
+  if (!containsIp(network, ip))
+    throw new InvalidConfigError(field, value, `must be inside Network ${formatCidr(network)}`);
   if ((ip & maskOf(subnetLen)) >>> 0 !== ip) {
     throw new InvalidConfigError(field, value, `must be on a /${subnetLen} (SubnetLen) boundary`);
   }
@@ -116,7 +156,8 @@ function parseBound(obj: Json, field: "SubnetMin" | "SubnetMax", network: Cidr, 
 export function validateNetworkConfig(raw: unknown): NetworkConfig {
   if (!isObject(raw)) throw new InvalidConfigError("network config", raw, "must be a JSON object");
   checkKeys(raw, TOP_KEYS, "");
-  if (raw.EnableIPv6 === true) throw new InvalidConfigError("EnableIPv6", true, "IPv6 is not supported yet; remove it or set false");
+  if (raw.EnableIPv6 === true)
+    throw new InvalidConfigError("EnableIPv6", true, "IPv6 is not supported yet; remove it or set false");
   const network = parseNetwork(raw.Network);
 
   const given = integerField(raw, "SubnetLen", "SubnetLen", 0, 32);
@@ -126,7 +167,11 @@ export function validateNetworkConfig(raw: unknown): NetworkConfig {
   } else {
     const low = network.prefixLen + 2;
     if (given < low || given > 30) {
-      throw new InvalidConfigError("SubnetLen", given, `must be between ${low} and 30 for Network ${formatCidr(network)} (the network must hold at least four subnets)`);
+      throw new InvalidConfigError(
+        "SubnetLen",
+        given,
+        `must be between ${low} and 30 for Network ${formatCidr(network)} (the network must hold at least four subnets)`,
+      );
     }
     subnetLen = given;
   }
@@ -136,7 +181,11 @@ export function validateNetworkConfig(raw: unknown): NetworkConfig {
   const subnetMin = parseBound(raw, "SubnetMin", network, subnetLen, network.ip + step);
   const subnetMax = parseBound(raw, "SubnetMax", network, subnetLen, network.ip + sizeOf(network.prefixLen) - step);
   if (subnetMin > subnetMax) {
-    throw new InvalidConfigError("SubnetMin", formatIpv4(subnetMin), `must not be above SubnetMax ${formatIpv4(subnetMax)}`);
+    throw new InvalidConfigError(
+      "SubnetMin",
+      formatIpv4(subnetMin),
+      `must not be above SubnetMax ${formatIpv4(subnetMax)}`,
+    );
   }
   return { network, subnetLen, subnetMin, subnetMax, backend: parseBackend(raw.Backend) };
 }

@@ -109,15 +109,23 @@ export class Agent {
     const programmed = reconciler?.programmedPeers() ?? new Set<string>();
     const skipped = reconciler?.skippedPeers() ?? new Map<string, string>();
     return {
-      lease: lease === undefined ? null : {
-        subnet: formatCidr(lease.subnet),
-        publicIp: lease.attrs.publicIp,
-        reserved: lease.leaseId === undefined,
-        expiresAt: lease.expiresAt === undefined ? null : new Date(lease.expiresAt).toISOString(),
-      },
+      lease:
+        lease === undefined
+          ? null
+          : {
+              subnet: formatCidr(lease.subnet),
+              publicIp: lease.attrs.publicIp,
+              reserved: lease.leaseId === undefined,
+              expiresAt: lease.expiresAt === undefined ? null : new Date(lease.expiresAt).toISOString(),
+            },
       peers: [...(watcher?.peers().values() ?? [])].map((peer) => {
         const subnet = formatCidr(peer.subnet);
-        return { subnet, publicIp: peer.attrs.publicIp, programmed: programmed.has(subnet), skipped: skipped.get(subnet) ?? null };
+        return {
+          subnet,
+          publicIp: peer.attrs.publicIp,
+          programmed: programmed.has(subnet),
+          skipped: skipped.get(subnet) ?? null,
+        };
       }),
     };
   }
@@ -126,7 +134,10 @@ export class Agent {
   leaseInfo(): { state: string; secondsToExpiry: number | undefined } {
     const keeper = this.parts.keeper;
     const expiresAt = keeper?.current?.expiresAt;
-    return { state: keeper?.state ?? "idle", secondsToExpiry: expiresAt === undefined ? undefined : Math.max(0, (expiresAt - this.deps.clock.now()) / 1000) };
+    return {
+      state: keeper?.state ?? "idle",
+      secondsToExpiry: expiresAt === undefined ? undefined : Math.max(0, (expiresAt - this.deps.clock.now()) / 1000),
+    };
   }
 
   /** Waits until the network config exists and is valid (etcd down or config missing are retried). */
@@ -164,7 +175,12 @@ export class Agent {
   private leaseAttrs(config: NetworkConfig, underlay: Underlay): LeaseAttrs {
     const { backend } = config;
     if (backend.type === "vxlan") {
-      return { publicIp: underlay.publicIp, backendType: "vxlan", vni: backend.vni, vtepMac: deriveVtepMac(underlay.publicIp, backend.vni) };
+      return {
+        publicIp: underlay.publicIp,
+        backendType: "vxlan",
+        vni: backend.vni,
+        vtepMac: deriveVtepMac(underlay.publicIp, backend.vni),
+      };
     }
     return { publicIp: underlay.publicIp, backendType: backend.type };
   }
@@ -175,7 +191,12 @@ export class Agent {
 
   async writeSubnetEnv(config: NetworkConfig, underlay: Underlay, lease: HeldLease): Promise<void> {
     const gateway = { ip: lease.subnet.ip + 1, prefixLen: lease.subnet.prefixLen };
-    const text = formatSubnetEnv({ network: config.network, subnet: gateway, mtu: this.mtu(config, underlay), ipMasq: this.options.ipMasq });
+    const text = formatSubnetEnv({
+      network: config.network,
+      subnet: gateway,
+      mtu: this.mtu(config, underlay),
+      ipMasq: this.options.ipMasq,
+    });
     await this.deps.files.writeAtomic(this.options.subnetFile, text);
     this.subnetEnvWritten = true;
     this.events.emit({ type: "subnet-env", path: this.options.subnetFile, lease });
@@ -189,7 +210,11 @@ export class Agent {
   async start(signal: AbortSignal): Promise<Started> {
     const startedAt = this.deps.clock.now();
     // The underlay first: a wrong --iface is reported at once, not after waiting for etcd.
-    const underlay = chooseUnderlay(this.options, await this.deps.host.interfaces(), await this.deps.host.defaultRouteInterface());
+    const underlay = chooseUnderlay(
+      this.options,
+      await this.deps.host.interfaces(),
+      await this.deps.host.defaultRouteInterface(),
+    );
     this.events.emit({ type: "underlay", underlay });
     const config = await this.loadConfig(signal);
 
@@ -202,7 +227,9 @@ export class Agent {
       preferred: await this.rememberedSubnet(),
       ...(this.deps.random === undefined ? {} : { random: this.deps.random }),
     });
-    keeper.events.on((event) => { this.events.emit({ type: "keeper", event }); });
+    keeper.events.on((event) => {
+      this.events.emit({ type: "keeper", event });
+    });
     const watcher = new PeerWatcher({
       registry: this.deps.registry,
       clock: this.deps.clock,
@@ -216,39 +243,77 @@ export class Agent {
       deviceName: this.options.vxlanDevice ?? defaultDeviceName(config.backend.vni),
       underlayName: underlay.iface.name,
       localIp: underlay.localIp,
-      own: () => { const lease = keeper.current; return lease === undefined ? undefined : { subnet: lease.subnet, vtepMac: lease.attrs.vtepMac }; },
+      own: () => {
+        const lease = keeper.current;
+        return lease === undefined ? undefined : { subnet: lease.subnet, vtepMac: lease.attrs.vtepMac };
+      },
       peers: () => watcher.peers().values(),
       ...(this.options.resyncIntervalMs === undefined ? {} : { resyncIntervalMs: this.options.resyncIntervalMs }),
     });
-    reconciler.events.on((event) => { this.events.emit({ type: "dataplane", event }); });
+    reconciler.events.on((event) => {
+      this.events.emit({ type: "dataplane", event });
+    });
     const firewall = this.deps.firewall;
     const masquerade =
       this.options.ipMasq && firewall !== undefined
-        ? new MasqueradeKeeper(firewall, () => { const lease = keeper.current; return lease === undefined ? undefined : { network: config.network, ownSubnet: lease.subnet }; }, this.deps.clock, this.options.masqResyncMs)
+        ? new MasqueradeKeeper(
+            firewall,
+            () => {
+              const lease = keeper.current;
+              return lease === undefined ? undefined : { network: config.network, ownSubnet: lease.subnet };
+            },
+            this.deps.clock,
+            this.options.masqResyncMs,
+          )
         : undefined;
-    masquerade?.events.on((event) => { this.events.emit({ type: "masquerade", event }); });
+    masquerade?.events.on((event) => {
+      this.events.emit({ type: "masquerade", event });
+    });
     this.parts = { keeper, watcher, reconciler, masquerade };
 
     watcher.events.on((event) => {
       if (event.type === "own-removed") keeper.notifyOwnKeyGone(event.subnet, "deleted");
       else if (event.type === "own-taken") keeper.notifyOwnKeyGone(event.subnet, "taken");
-      else if (event.type === "added" || event.type === "removed" || event.type === "changed") reconciler.schedule("peers");
+      else if (event.type === "added" || event.type === "removed" || event.type === "changed")
+        reconciler.schedule("peers");
       this.events.emit({ type: "watcher", event });
     });
 
     const lease = await keeper.acquire(signal);
     // The loops stop with the caller's signal, or when start() itself fails.
     const loopControl = new AbortController();
-    const stopLoops = (): void => { loopControl.abort(); };
+    const stopLoops = (): void => {
+      loopControl.abort();
+    };
     signal.addEventListener("abort", stopLoops, { once: true });
     // Peers first: a pass before the first listing would remove every route of a previous run as stale.
     const synced = new Promise<void>((resolve) => {
-      const off = watcher.events.on((event) => { if (event.type === "synced") { off(); resolve(); } });
+      const off = watcher.events.on((event) => {
+        if (event.type === "synced") {
+          off();
+          resolve();
+        }
+      });
     });
-    const loops: Promise<void>[] = [keeper.run(loopControl.signal), watcher.run(loopControl.signal), reconciler.run(loopControl.signal)];
+    const loops: Promise<void>[] = [
+      keeper.run(loopControl.signal),
+      watcher.run(loopControl.signal),
+      reconciler.run(loopControl.signal),
+    ];
     if (masquerade !== undefined) loops.push(masquerade.run(loopControl.signal));
     try {
-      await Promise.race([synced, new Promise<void>((resolve) => { loopControl.signal.addEventListener("abort", () => { resolve(); }, { once: true }); })]);
+      await Promise.race([
+        synced,
+        new Promise<void>((resolve) => {
+          loopControl.signal.addEventListener(
+            "abort",
+            () => {
+              resolve();
+            },
+            { once: true },
+          );
+        }),
+      ]);
       signal.throwIfAborted();
       // Without the right to program the kernel nothing will ever work: say so and stop, rather than retry forever.
       const first = await reconciler.pass("start");
@@ -260,7 +325,12 @@ export class Agent {
       await Promise.all(loops);
       throw error;
     }
-    this.events.emit({ type: "ready", lease, peers: watcher.peers().size, startupMs: this.deps.clock.now() - startedAt });
+    this.events.emit({
+      type: "ready",
+      lease,
+      peers: watcher.peers().size,
+      startupMs: this.deps.clock.now() - startedAt,
+    });
 
     // A re-acquired lease (possibly another subnet): the device address, routes and rules follow, then the file.
     keeper.events.on((event) => {
@@ -269,7 +339,9 @@ export class Agent {
         await reconciler.pass("lease");
         await masquerade?.ensure("lease");
         await this.writeSubnetEnv(config, underlay, event.lease);
-      })().catch((error: unknown) => { this.events.emit({ type: "error", context: "applying the new lease", error }); });
+      })().catch((error: unknown) => {
+        this.events.emit({ type: "error", context: "applying the new lease", error });
+      });
     });
     const done = Promise.all(loops).then(() => undefined);
     return { config, underlay, lease, keeper, watcher, reconciler, masquerade, done };

@@ -27,7 +27,10 @@ export async function cleanupNode(deps: {
   for (const route of routes) await kernel.deleteRoute({ ...route, protocol: TRELLIS_ROUTE_PROTOCOL });
   const devices: string[] = [];
   for (const link of await kernel.listLinks()) {
-    const ours = deps.vxlanDevice === undefined ? OUR_DEVICE.test(link.name) && link.kind === "vxlan" : link.name === deps.vxlanDevice;
+    const ours =
+      deps.vxlanDevice === undefined
+        ? OUR_DEVICE.test(link.name) && link.kind === "vxlan"
+        : link.name === deps.vxlanDevice;
     if (!ours) continue;
     await kernel.deleteLink(link.index);
     devices.push(link.name);

@@ -80,7 +80,13 @@ export function directlyReachable(underlay: UnderlayLink, ip: string): boolean {
 }
 
 function viaUnderlay(peer: Peer, underlay: UnderlayLink): RouteSpec {
-  return { dst: formatIpv4(peer.subnet.ip), prefixLen: peer.subnet.prefixLen, gateway: peer.attrs.publicIp, oif: underlay.index, protocol: TRELLIS_ROUTE_PROTOCOL };
+  return {
+    dst: formatIpv4(peer.subnet.ip),
+    prefixLen: peer.subnet.prefixLen,
+    gateway: peer.attrs.publicIp,
+    oif: underlay.index,
+    protocol: TRELLIS_ROUTE_PROTOCOL,
+  };
 }
 
 export function desiredState(input: DesiredInput): DesiredState {
@@ -117,7 +123,10 @@ export function desiredState(input: DesiredInput): DesiredState {
     const direct = directlyReachable(underlay, publicIp);
     if (backend.type === "host-gw") {
       if (!direct) {
-        skip(peer, `public IP ${publicIp} is not on a network directly connected to ${underlay.name}; host-gw needs every node on one L2 network (use vxlan)`);
+        skip(
+          peer,
+          `public IP ${publicIp} is not on a network directly connected to ${underlay.name}; host-gw needs every node on one L2 network (use vxlan)`,
+        );
         continue;
       }
       const route = viaUnderlay(peer, underlay);

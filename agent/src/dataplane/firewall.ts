@@ -26,7 +26,11 @@ export interface Firewall {
 
 async function must(runner: CommandRunner, file: string, args: readonly string[], input?: string): Promise<string> {
   const result = await runner.run(file, args, input);
-  if (result.code !== 0) throw new TrellisError("COMMAND_FAILED", `${file} ${args.join(" ")} failed: ${result.stderr.trim() || `exit ${result.code}`}`);
+  if (result.code !== 0)
+    throw new TrellisError(
+      "COMMAND_FAILED",
+      `${file} ${args.join(" ")} failed: ${result.stderr.trim() || `exit ${result.code}`}`,
+    );
   return result.stdout;
 }
 
@@ -94,7 +98,10 @@ export class IptablesFirewall implements Firewall {
 
   async check(input: MasqueradeInput): Promise<boolean> {
     const counts = ruleCounts(input);
-    for (const [jump, expected] of [[JUMPS[0], counts.postrouting], [JUMPS[1], counts.forward]] as const) {
+    for (const [jump, expected] of [
+      [JUMPS[0], counts.postrouting],
+      [JUMPS[1], counts.forward],
+    ] as const) {
       const saved = await this.runner.run("iptables-save", ["-t", jump.table]);
       if (saved.code !== 0) return false;
       const lines = saved.stdout.split("\n");

@@ -6,7 +6,12 @@ import type { ActualState } from "./plan.js";
 export async function readActualState(kernel: Kernel, deviceIndex: number | undefined): Promise<ActualState> {
   const routes = await kernel.listRoutes({ protocol: TRELLIS_ROUTE_PROTOCOL });
   if (deviceIndex === undefined) {
-    return { routes: new Map(routes.map((r) => [routeKey(r), r])), neighbors: new Map(), fdb: new Map(), deviceAddresses: [] };
+    return {
+      routes: new Map(routes.map((r) => [routeKey(r), r])),
+      neighbors: new Map(),
+      fdb: new Map(),
+      deviceAddresses: [],
+    };
   }
   const [neighbors, fdb, addresses] = await Promise.all([
     kernel.listNeighbors(deviceIndex),

@@ -27,12 +27,42 @@ function rules({ network, ownSubnet }: MasqueradeInput): Rule[] {
   const own = formatCidr(ownSubnet);
   const mark = `0x${KUBE_PROXY_MASQ_MARK.toString(16).padStart(8, "0")}`;
   return [
-    { chain: "postrouting", nft: `meta mark & ${mark} == ${mark} return`, ipt: `-m mark --mark ${mark}/${mark} -j RETURN`, why: "kube-proxy masquerades it" },
-    { chain: "postrouting", nft: `ip saddr ${own} ip daddr ${net} return`, ipt: `-s ${own} -d ${net} -j RETURN`, why: "pod to pod: no NAT" },
-    { chain: "postrouting", nft: `ip saddr ${net} ip daddr ${own} return`, ipt: `-s ${net} -d ${own} -j RETURN`, why: "pod to pod: no NAT" },
-    { chain: "postrouting", nft: `ip saddr != ${net} ip daddr ${own} return`, ipt: `! -s ${net} -d ${own} -j RETURN`, why: "node to its own pods: no NAT" },
-    { chain: "postrouting", nft: `ip saddr ${net} ip daddr != 224.0.0.0/4 masquerade fully-random`, ipt: `-s ${net} ! -d 224.0.0.0/4 -j MASQUERADE --random-fully`, why: "pods to outside" },
-    { chain: "postrouting", nft: `ip saddr != ${net} ip daddr ${net} masquerade fully-random`, ipt: `! -s ${net} -d ${net} -j MASQUERADE --random-fully`, why: "node to other nodes' pods" },
+    {
+      chain: "postrouting",
+      nft: `meta mark & ${mark} == ${mark} return`,
+      ipt: `-m mark --mark ${mark}/${mark} -j RETURN`,
+      why: "kube-proxy masquerades it",
+    },
+    {
+      chain: "postrouting",
+      nft: `ip saddr ${own} ip daddr ${net} return`,
+      ipt: `-s ${own} -d ${net} -j RETURN`,
+      why: "pod to pod: no NAT",
+    },
+    {
+      chain: "postrouting",
+      nft: `ip saddr ${net} ip daddr ${own} return`,
+      ipt: `-s ${net} -d ${own} -j RETURN`,
+      why: "pod to pod: no NAT",
+    },
+    {
+      chain: "postrouting",
+      nft: `ip saddr != ${net} ip daddr ${own} return`,
+      ipt: `! -s ${net} -d ${own} -j RETURN`,
+      why: "node to its own pods: no NAT",
+    },
+    {
+      chain: "postrouting",
+      nft: `ip saddr ${net} ip daddr != 224.0.0.0/4 masquerade fully-random`,
+      ipt: `-s ${net} ! -d 224.0.0.0/4 -j MASQUERADE --random-fully`,
+      why: "pods to outside",
+    },
+    {
+      chain: "postrouting",
+      nft: `ip saddr != ${net} ip daddr ${net} masquerade fully-random`,
+      ipt: `! -s ${net} -d ${net} -j MASQUERADE --random-fully`,
+      why: "node to other nodes' pods",
+    },
     { chain: "forward", nft: `ip saddr ${net} accept`, ipt: `-s ${net} -j ACCEPT`, why: "forward pod traffic" },
     { chain: "forward", nft: `ip daddr ${net} accept`, ipt: `-d ${net} -j ACCEPT`, why: "forward pod traffic" },
   ];
@@ -40,13 +70,18 @@ function rules({ network, ownSubnet }: MasqueradeInput): Rule[] {
 
 /** Identifies a rule set: stored in the first rule's comment, so a check can tell ours-and-current from stale. */
 export function fingerprint(input: MasqueradeInput): string {
-  const text = rules(input).map((r) => `${r.chain} ${r.nft}`).join("\n");
+  const text = rules(input)
+    .map((r) => `${r.chain} ${r.nft}`)
+    .join("\n");
   return createHash("sha256").update(text).digest("hex").slice(0, 12);
 }
 
 export function ruleCounts(input: MasqueradeInput): { postrouting: number; forward: number } {
   const all = rules(input);
-  return { postrouting: all.filter((r) => r.chain === "postrouting").length, forward: all.filter((r) => r.chain === "forward").length };
+  return {
+    postrouting: all.filter((r) => r.chain === "postrouting").length,
+    forward: all.filter((r) => r.chain === "forward").length,
+  };
 }
 
 function comment(rule: Rule, index: number, fp: string): string {
@@ -82,7 +117,9 @@ export function iptablesRestoreInput(input: MasqueradeInput): string {
   const fp = fingerprint(input);
   const all = rules(input);
   const lines = (chain: string, which: Rule["chain"]): string[] =>
-    all.filter((r) => r.chain === which).map((r) => `-A ${chain} ${r.ipt} -m comment --comment "${comment(r, all.indexOf(r), fp)}"`);
+    all
+      .filter((r) => r.chain === which)
+      .map((r) => `-A ${chain} ${r.ipt} -m comment --comment "${comment(r, all.indexOf(r), fp)}"`);
   return [
     "*nat",
     `:${IPT_NAT_CHAIN} - [0:0]`,

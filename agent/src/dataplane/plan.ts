@@ -1,5 +1,15 @@
 // What the kernel has of ours, and the changes that turn it into the desired state. Pure.
-import type { AddressInfo, FdbEntry, FdbSpec, LinkChanges, LinkInfo, NeighborInfo, NeighborSpec, RouteInfo, RouteSpec } from "../../../lib/src/netlink/kernel.js";
+import type {
+  AddressInfo,
+  FdbEntry,
+  FdbSpec,
+  LinkChanges,
+  LinkInfo,
+  NeighborInfo,
+  NeighborSpec,
+  RouteInfo,
+  RouteSpec,
+} from "../../../lib/src/netlink/kernel.js";
 import type { DesiredDevice, DesiredState } from "./desired.js";
 
 export interface ActualState {
@@ -20,12 +30,33 @@ export function assumedActual(desired: DesiredState, deviceIndex: number | undef
     routes: new Map(
       [...desired.routes].map(([key, r]) => [
         key,
-        { dst: r.dst, prefixLen: r.prefixLen, ...(r.gateway === undefined ? {} : { gateway: r.gateway }), ...(r.oif === undefined ? {} : { oif: r.oif }), protocol: r.protocol ?? 0, table: 254, scope: "universe", type: "unicast", onlink: r.onlink ?? false },
+        {
+          dst: r.dst,
+          prefixLen: r.prefixLen,
+          ...(r.gateway === undefined ? {} : { gateway: r.gateway }),
+          ...(r.oif === undefined ? {} : { oif: r.oif }),
+          protocol: r.protocol ?? 0,
+          table: 254,
+          scope: "universe",
+          type: "unicast",
+          onlink: r.onlink ?? false,
+        },
       ]),
     ),
-    neighbors: new Map([...desired.neighbors].map(([key, n]) => [key, { index: n.index, ip: n.ip, mac: n.mac, state: "permanent", permanent: true }])),
-    fdb: new Map([...desired.fdb].map(([key, f]) => [key, { index: f.index, mac: f.mac, dst: f.dst, permanent: true, self: true }])),
-    deviceAddresses: deviceIndex === undefined || address === undefined ? [] : [{ index: deviceIndex, address, prefixLen: 32 }],
+    neighbors: new Map(
+      [...desired.neighbors].map(([key, n]) => [
+        key,
+        { index: n.index, ip: n.ip, mac: n.mac, state: "permanent", permanent: true },
+      ]),
+    ),
+    fdb: new Map(
+      [...desired.fdb].map(([key, f]) => [
+        key,
+        { index: f.index, mac: f.mac, dst: f.dst, permanent: true, self: true },
+      ]),
+    ),
+    deviceAddresses:
+      deviceIndex === undefined || address === undefined ? [] : [{ index: deviceIndex, address, prefixLen: 32 }],
   };
 }
 
@@ -39,12 +70,14 @@ export type DeviceVerdict =
 export function deviceVerdict(desired: DesiredDevice, actual: LinkInfo | undefined): DeviceVerdict {
   if (actual === undefined) return { action: "create" };
   const v = actual.vxlan;
-  if (actual.kind !== "vxlan" || v === undefined) return { action: "recreate", reason: `${actual.name} is a ${actual.kind ?? "non-vxlan"} link` };
+  if (actual.kind !== "vxlan" || v === undefined)
+    return { action: "recreate", reason: `${actual.name} is a ${actual.kind ?? "non-vxlan"} link` };
   const differences: string[] = [];
   if (v.vni !== desired.vni) differences.push(`VNI ${v.vni} → ${desired.vni}`);
   if (v.port !== desired.port) differences.push(`port ${v.port} → ${desired.port}`);
   if (v.local !== desired.local) differences.push(`local ${v.local ?? "none"} → ${desired.local}`);
-  if (v.underlayIndex !== desired.underlayIndex) differences.push(`underlay ifindex ${v.underlayIndex ?? "none"} → ${desired.underlayIndex}`);
+  if (v.underlayIndex !== desired.underlayIndex)
+    differences.push(`underlay ifindex ${v.underlayIndex ?? "none"} → ${desired.underlayIndex}`);
   if (v.learning) differences.push("learning on → off");
   if (differences.length > 0) return { action: "recreate", reason: differences.join(", ") };
   const changes: LinkChanges = {};
@@ -77,7 +110,10 @@ export interface Plan {
 }
 
 export function planSize(plan: Plan): number {
-  return [plan.addresses, plan.routes, plan.neighbors, plan.fdb].reduce((n, c) => n + c.put.length + c.remove.length, 0);
+  return [plan.addresses, plan.routes, plan.neighbors, plan.fdb].reduce(
+    (n, c) => n + c.put.length + c.remove.length,
+    0,
+  );
 }
 
 function sameRoute(want: RouteSpec, have: RouteInfo): boolean {

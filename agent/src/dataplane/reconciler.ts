@@ -8,7 +8,15 @@ import { formatCidr } from "../../../lib/src/ipv4.js";
 import type { Kernel, KernelEvent, LinkInfo } from "../../../lib/src/netlink/kernel.js";
 import type { BackendConfig } from "../config/network-config.js";
 import type { Peer } from "../lease/peers.js";
-import { desiredState, routeKey, TRELLIS_ROUTE_PROTOCOL, type DesiredState, type OwnLease, type SkippedPeer, type UnderlayLink } from "./desired.js";
+import {
+  desiredState,
+  routeKey,
+  TRELLIS_ROUTE_PROTOCOL,
+  type DesiredState,
+  type OwnLease,
+  type SkippedPeer,
+  type UnderlayLink,
+} from "./desired.js";
 import { readActualState, readUnderlay } from "./kernel-state.js";
 import { assumedActual, deviceVerdict, planChanges, planSize, type Plan } from "./plan.js";
 
@@ -37,9 +45,21 @@ export interface EntryRef {
 
 export type DataplaneEvent =
   | ({ readonly type: "programmed" | "repaired" | "removed" | "stale-removed" } & EntryRef)
-  | { readonly type: "device"; readonly action: "created" | "recreated" | "updated"; readonly name: string; readonly reason: string; readonly repair: boolean }
+  | {
+      readonly type: "device";
+      readonly action: "created" | "recreated" | "updated";
+      readonly name: string;
+      readonly reason: string;
+      readonly repair: boolean;
+    }
   | { readonly type: "peer-skipped"; readonly peer: SkippedPeer }
-  | { readonly type: "pass"; readonly trigger: PassTrigger; readonly changes: number; readonly durationMs: number; readonly converged: boolean }
+  | {
+      readonly type: "pass";
+      readonly trigger: PassTrigger;
+      readonly changes: number;
+      readonly durationMs: number;
+      readonly converged: boolean;
+    }
   | { readonly type: "error"; readonly entry?: EntryRef; readonly error: unknown };
 
 export interface ReconcilerOptions {
@@ -76,8 +96,6 @@ export class Reconciler {
   get converged(): boolean {
     return this.lastConverged;
   }
-
-
 
   /** Peer subnets whose entries are all in the kernel after the last pass. */
   programmedPeers(): ReadonlySet<string> {
@@ -119,13 +137,15 @@ export class Reconciler {
     this.pending = undefined;
     const effective = waiting !== undefined && waiting !== "peers" && trigger === "peers" ? waiting : trigger;
     const work = this.runPass(effective);
-    const done = work.then(() => undefined).finally(() => {
-      this.running = undefined;
-      const again = this.pending;
-      this.pending = undefined;
-      if (again !== undefined) this.schedule(again, 0);
-      else if (!this.lastConverged) this.schedule("retry", RETRY_AFTER_ERROR_MS);
-    });
+    const done = work
+      .then(() => undefined)
+      .finally(() => {
+        this.running = undefined;
+        const again = this.pending;
+        this.pending = undefined;
+        if (again !== undefined) this.schedule(again, 0);
+        else if (!this.lastConverged) this.schedule("retry", RETRY_AFTER_ERROR_MS);
+      });
     this.running = done;
     await done;
     return work;
@@ -133,12 +153,22 @@ export class Reconciler {
 
   /** Subscribes to kernel events and runs the periodic pass until the signal aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    const subscription = this.options.kernel.watch((event) => { if (this.relevant(event)) this.schedule("kernel"); });
-    const periodic = setInterval(() => { this.schedule("periodic"); }, this.options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS);
+    const subscription = this.options.kernel.watch((event) => {
+      if (this.relevant(event)) this.schedule("kernel");
+    });
+    const periodic = setInterval(() => {
+      this.schedule("periodic");
+    }, this.options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS);
     try {
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
-        signal.addEventListener("abort", () => { resolve(); }, { once: true });
+        signal.addEventListener(
+          "abort",
+          () => {
+            resolve();
+          },
+          { once: true },
+        );
       });
     } finally {
       this.stopped = true;
@@ -164,10 +194,15 @@ export class Reconciler {
         // Our own creation and updates also arrive here: only a deletion or a device that is not as we left it counts
         // (a pass in progress may be creating it, still down: that is not drift).
         if (event.action === "del") return true;
-        return (!link.up && this.running === undefined) || (this.deviceMtu !== undefined && link.mtu !== this.deviceMtu);
+        return (
+          (!link.up && this.running === undefined) || (this.deviceMtu !== undefined && link.mtu !== this.deviceMtu)
+        );
       }
       case "address":
-        return event.action === "del" && (event.address.index === this.deviceIndex || event.address.index === this.underlayIndex);
+        return (
+          event.action === "del" &&
+          (event.address.index === this.deviceIndex || event.address.index === this.underlayIndex)
+        );
       case "route":
         return event.action === "del" && event.route.protocol === TRELLIS_ROUTE_PROTOCOL;
       case "neighbor":
@@ -206,7 +241,13 @@ export class Reconciler {
     }
     if (verdict.action === "update" && existing !== undefined) {
       await kernel.setLink(existing.index, verdict.changes);
-      this.events.emit({ type: "device", action: "updated", name: desired.name, reason: verdict.reason, repair: this.deviceSeen });
+      this.events.emit({
+        type: "device",
+        action: "updated",
+        name: desired.name,
+        reason: verdict.reason,
+        repair: this.deviceSeen,
+      });
       this.deviceSeen = true;
       return { ...existing, ...verdict.changes, up: true };
     }
@@ -222,8 +263,15 @@ export class Reconciler {
       mac: desired.mac,
     });
     await kernel.setLink(created.index, { up: true });
-    const reason = verdict.action === "recreate" ? verdict.reason : this.deviceSeen ? "device was deleted" : "first start";
-    this.events.emit({ type: "device", action: verdict.action === "recreate" ? "recreated" : "created", name: desired.name, reason, repair: this.deviceSeen });
+    const reason =
+      verdict.action === "recreate" ? verdict.reason : this.deviceSeen ? "device was deleted" : "first start";
+    this.events.emit({
+      type: "device",
+      action: verdict.action === "recreate" ? "recreated" : "created",
+      name: desired.name,
+      reason,
+      repair: this.deviceSeen,
+    });
     this.deviceSeen = true;
     // A new device has none of the old entries: everything on it is programmed again.
     for (const entry of [...this.applied]) if (!entry.startsWith("route:")) this.applied.delete(entry);
@@ -252,8 +300,16 @@ export class Reconciler {
       // A peer change after a converged pass needs no dump: what that pass left is known. Drift is caught by kernel
       // events and the periodic pass, which always dump.
       const previous = this.lastDesired;
-      const incremental = trigger === "peers" && this.lastConverged && previous !== undefined && this.lastUnderlay !== undefined && sameOwn(previous, own);
-      const underlay: UnderlayLink = incremental && this.lastUnderlay !== undefined ? this.lastUnderlay : await readUnderlay(kernel, this.options.underlayName, this.options.localIp);
+      const incremental =
+        trigger === "peers" &&
+        this.lastConverged &&
+        previous !== undefined &&
+        this.lastUnderlay !== undefined &&
+        sameOwn(previous, own);
+      const underlay: UnderlayLink =
+        incremental && this.lastUnderlay !== undefined
+          ? this.lastUnderlay
+          : await readUnderlay(kernel, this.options.underlayName, this.options.localIp);
       this.underlayIndex = underlay.index;
       const input = { backend, deviceName: this.options.deviceName, underlay, own, peers: this.options.peers() };
       const deviceSpec = desiredState({ ...input, deviceIndex: undefined }).device;
@@ -311,12 +367,23 @@ export class Reconciler {
     };
     // Removals of what should not be there first (routes before the entries they use), then additions in the order
     // traffic needs them (FDB and ARP before the route). Within one kind the requests overlap on the socket.
-    const all = <T>(items: readonly T[], each: (item: T) => Promise<void>): Promise<void> => Promise.all(items.map(each)).then(() => undefined);
-    await all(plan.routes.remove, (r) => step("route", routeKey(r), false, () => kernel.deleteRoute({ ...r, protocol: TRELLIS_ROUTE_PROTOCOL })));
+    const all = <T>(items: readonly T[], each: (item: T) => Promise<void>): Promise<void> =>
+      Promise.all(items.map(each)).then(() => undefined);
+    await all(plan.routes.remove, (r) =>
+      step("route", routeKey(r), false, () => kernel.deleteRoute({ ...r, protocol: TRELLIS_ROUTE_PROTOCOL })),
+    );
     await all(plan.neighbors.remove, (n) => step("neighbor", n.ip, false, () => kernel.deleteNeighbor(n)));
-    await all(plan.fdb.remove, (f) => step("fdb", f.mac, false, () => kernel.deleteFdb({ index: f.index, mac: f.mac, ...(f.dst === undefined ? {} : { dst: f.dst }) })));
-    await all(plan.addresses.remove, (a) => step("address", `${a.address}/${a.prefixLen}`, false, () => kernel.deleteAddress(a)));
-    await all(plan.addresses.put, (a) => step("address", `${a.address}/${a.prefixLen}`, true, () => kernel.addAddress(a)));
+    await all(plan.fdb.remove, (f) =>
+      step("fdb", f.mac, false, () =>
+        kernel.deleteFdb({ index: f.index, mac: f.mac, ...(f.dst === undefined ? {} : { dst: f.dst }) }),
+      ),
+    );
+    await all(plan.addresses.remove, (a) =>
+      step("address", `${a.address}/${a.prefixLen}`, false, () => kernel.deleteAddress(a)),
+    );
+    await all(plan.addresses.put, (a) =>
+      step("address", `${a.address}/${a.prefixLen}`, true, () => kernel.addAddress(a)),
+    );
     await all(plan.fdb.put, (f) => step("fdb", f.mac, true, () => kernel.replaceFdb(f)));
     await all(plan.neighbors.put, (n) => step("neighbor", n.ip, true, () => kernel.replaceNeighbor(n)));
     await all(plan.routes.put, (r) => step("route", routeKey(r), true, () => kernel.replaceRoute(r)));
@@ -326,7 +393,9 @@ export class Reconciler {
 
 /** The device address encodes our subnet: the same address means the same lease. */
 function sameOwn(previous: DesiredState, own: OwnLease): boolean {
-  return previous.device === undefined || previous.device.address === `${formatCidr(own.subnet).split("/")[0] ?? ""}/32`;
+  return (
+    previous.device === undefined || previous.device.address === `${formatCidr(own.subnet).split("/")[0] ?? ""}/32`
+  );
 }
 
 function desiredKeys(desired: DesiredState): string[] {

@@ -52,7 +52,10 @@ export async function createEtcdClient(options: EtcdConnectionOptions): Promise<
       // No circuit breaker: after an etcd restart we want the very next call to go through.
       host: () => noop,
       global: options.retry
-        ? retry(handleWhen(isRecoverableError), { maxAttempts: 2, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }) })
+        ? retry(handleWhen(isRecoverableError), {
+            maxAttempts: 2,
+            backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }),
+          })
         : noop,
     },
     grpcOptions: {
@@ -66,11 +69,18 @@ export async function createEtcdClient(options: EtcdConnectionOptions): Promise<
   const tlsFiles = [options.caFile, options.certFile, options.keyFile].some((f) => f !== undefined);
   if (tlsFiles) {
     if ((options.certFile === undefined) !== (options.keyFile === undefined)) {
-      throw new InvalidArgumentError("--etcd-certfile/--etcd-keyfile", options.certFile ?? options.keyFile, "must be given together");
+      throw new InvalidArgumentError(
+        "--etcd-certfile/--etcd-keyfile",
+        options.certFile ?? options.keyFile,
+        "must be given together",
+      );
     }
-    const rootCertificate = options.caFile === undefined ? undefined : await readCredential("--etcd-cafile", options.caFile);
-    const certChain = options.certFile === undefined ? undefined : await readCredential("--etcd-certfile", options.certFile);
-    const privateKey = options.keyFile === undefined ? undefined : await readCredential("--etcd-keyfile", options.keyFile);
+    const rootCertificate =
+      options.caFile === undefined ? undefined : await readCredential("--etcd-cafile", options.caFile);
+    const certChain =
+      options.certFile === undefined ? undefined : await readCredential("--etcd-certfile", options.certFile);
+    const privateKey =
+      options.keyFile === undefined ? undefined : await readCredential("--etcd-keyfile", options.keyFile);
     // etcd3 wants a root certificate object even when the system CAs should be used; an empty buffer means "system".
     config.credentials = {
       rootCertificate: rootCertificate ?? Buffer.alloc(0),
@@ -105,8 +115,14 @@ export function translateEtcdError(error: unknown, endpoints: readonly string[],
     error instanceof ClientClosedError ||
     /No connection established|ECONNREFUSED|Failed to connect|deadline|handshake/i.test(detail)
   ) {
-    const tlsHint = /ssl|tls|certificate|handshake/i.test(detail) ? " (TLS handshake failed: check --etcd-cafile/--etcd-certfile/--etcd-keyfile)" : "";
-    return new TrellisError("ETCD_UNAVAILABLE", `etcd is unreachable at ${where}${tlsHint}: ${action} failed: ${firstLine(detail)}`, { cause: error });
+    const tlsHint = /ssl|tls|certificate|handshake/i.test(detail)
+      ? " (TLS handshake failed: check --etcd-cafile/--etcd-certfile/--etcd-keyfile)"
+      : "";
+    return new TrellisError(
+      "ETCD_UNAVAILABLE",
+      `etcd is unreachable at ${where}${tlsHint}: ${action} failed: ${firstLine(detail)}`,
+      { cause: error },
+    );
   }
   return new TrellisError("ETCD_FAILED", `etcd at ${where}: ${action} failed: ${firstLine(detail)}`, { cause: error });
 }

@@ -2,20 +2,31 @@
 // before it writes and writes in one transaction, so a failed command changes nothing.
 import { InvalidArgumentError, TrellisError } from "../../../lib/src/errors.js";
 import { containsIp, formatCidr, isCanonical, sameCidr, type Cidr } from "../../../lib/src/ipv4.js";
-import { formatNetworkConfig, parseNetworkConfig, validateNetworkConfig, type NetworkConfig } from "../config/network-config.js";
+import {
+  formatNetworkConfig,
+  parseNetworkConfig,
+  validateNetworkConfig,
+  type NetworkConfig,
+} from "../config/network-config.js";
 import type { LeaseAttrs } from "./lease-codec.js";
 import type { StoredLease, SubnetRegistry } from "./registry.js";
 
 export async function readNetworkConfig(registry: SubnetRegistry, prefix: string): Promise<NetworkConfig> {
   const text = await registry.getNetworkConfig();
   if (text === undefined) {
-    throw new TrellisError("NOT_FOUND", `no network config at ${prefix}/config: write one with \`trellis-agent network set --network 172.30.0.0/16\``);
+    throw new TrellisError(
+      "NOT_FOUND",
+      `no network config at ${prefix}/config: write one with \`trellis-agent network set --network 172.30.0.0/16\``,
+    );
   }
   return parseNetworkConfig(text);
 }
 
 /** Validates the flannel-format object and stores it; returns what was written (defaults filled in). */
-export async function writeNetworkConfig(registry: SubnetRegistry, raw: Record<string, unknown>): Promise<NetworkConfig> {
+export async function writeNetworkConfig(
+  registry: SubnetRegistry,
+  raw: Record<string, unknown>,
+): Promise<NetworkConfig> {
   const config = validateNetworkConfig(raw);
   await registry.putNetworkConfig(formatNetworkConfig(config));
   return config;
@@ -27,21 +38,33 @@ function describeHolder(lease: StoredLease): string {
 
 function checkSubnetFits(config: NetworkConfig, subnet: Cidr, field: string): void {
   if (!isCanonical(subnet) || subnet.prefixLen !== config.subnetLen || !containsIp(config.network, subnet.ip)) {
-    throw new InvalidArgumentError(field, formatCidr(subnet), `must be a /${config.subnetLen} subnet inside Network ${formatCidr(config.network)}`);
+    throw new InvalidArgumentError(
+      field,
+      formatCidr(subnet),
+      `must be a /${config.subnetLen} subnet inside Network ${formatCidr(config.network)}`,
+    );
   }
 }
 
 export type ReserveOutcome = "created" | "converted" | "unchanged";
 
 /** Reserves a subnet (a key without TTL) for the node with publicIp; never takes one held by another node. */
-export async function reserveSubnet(registry: SubnetRegistry, config: NetworkConfig, subnet: Cidr, publicIp: string): Promise<ReserveOutcome> {
+export async function reserveSubnet(
+  registry: SubnetRegistry,
+  config: NetworkConfig,
+  subnet: Cidr,
+  publicIp: string,
+): Promise<ReserveOutcome> {
   checkSubnetFits(config, subnet, "<subnet>");
   const { leases } = await registry.listLeases();
   const existing = leases.find((lease) => sameCidr(lease.subnet, subnet));
   const attrs: LeaseAttrs = { publicIp, backendType: config.backend.type };
   if (existing === undefined) {
     if (!(await registry.createLease(subnet, attrs, undefined))) {
-      throw new TrellisError("CONFLICT", `${formatCidr(subnet)} was taken by another node while reserving; nothing written`);
+      throw new TrellisError(
+        "CONFLICT",
+        `${formatCidr(subnet)} was taken by another node while reserving; nothing written`,
+      );
     }
     return "created";
   }
@@ -62,7 +85,10 @@ export async function unreserveSubnet(registry: SubnetRegistry, subnet: Cidr): P
   const existing = leases.find((lease) => sameCidr(lease.subnet, subnet));
   if (existing === undefined) throw new TrellisError("NOT_FOUND", `there is no reservation for ${formatCidr(subnet)}`);
   if (existing.leaseId !== undefined) {
-    throw new TrellisError("CONFLICT", `${formatCidr(subnet)} is a lease with a TTL held by ${describeHolder(existing)}, not a reservation; run \`trellis-agent leave\` on that node instead`);
+    throw new TrellisError(
+      "CONFLICT",
+      `${formatCidr(subnet)} is a lease with a TTL held by ${describeHolder(existing)}, not a reservation; run \`trellis-agent leave\` on that node instead`,
+    );
   }
   if (!(await registry.deleteLease(subnet, existing.modRevision))) {
     throw new TrellisError("CONFLICT", `${formatCidr(subnet)} changed while unreserving; nothing deleted, try again`);

@@ -76,7 +76,11 @@ export function chooseSubnet(input: AllocationInput): Allocation {
     return { kind: "exhausted", poolSize: poolSize(config), taken: inPool };
   }
   const index = Math.min(candidates.length - 1, Math.floor(input.random() * candidates.length));
-  return { kind: "create", subnet: { ip: candidates[index] ?? config.subnetMin, prefixLen: config.subnetLen }, source: "random" };
+  return {
+    kind: "create",
+    subnet: { ip: candidates[index] ?? config.subnetMin, prefixLen: config.subnetLen },
+    source: "random",
+  };
 }
 
 /** A key of another length (left from an older config) blocks every pool subnet it overlaps. */

@@ -12,7 +12,14 @@ import {
   subnetsPrefix,
   type LeaseAttrs,
 } from "./lease-codec.js";
-import type { LeaseListing, RegistryUpdate, RegistryWatch, StoredLease, SubnetRegistry, WatchSink } from "./registry.js";
+import type {
+  LeaseListing,
+  RegistryUpdate,
+  RegistryWatch,
+  StoredLease,
+  SubnetRegistry,
+  WatchSink,
+} from "./registry.js";
 
 const NO_LEASE = "0";
 
@@ -54,7 +61,11 @@ export class EtcdRegistry implements SubnetRegistry {
   listLeases(consistency: "linearizable" | "serializable" = "linearizable"): Promise<LeaseListing> {
     const prefix = subnetsPrefix(this.prefix);
     return this.call(`listing ${prefix}`, async () => {
-      const response = await this.client.getAll().prefix(prefix).serializable(consistency === "serializable").exec();
+      const response = await this.client
+        .getAll()
+        .prefix(prefix)
+        .serializable(consistency === "serializable")
+        .exec();
       const leases: StoredLease[] = [];
       const strayKeys: string[] = [];
       for (const kv of response.kvs) {
@@ -76,7 +87,10 @@ export class EtcdRegistry implements SubnetRegistry {
   }
 
   grantLease(ttlSeconds: number): Promise<string> {
-    return this.call("granting a lease", async () => (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 })).ID);
+    return this.call(
+      "granting a lease",
+      async () => (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 })).ID,
+    );
   }
 
   private writeIf(
@@ -123,7 +137,9 @@ export class EtcdRegistry implements SubnetRegistry {
         const response = await new Promise<{ TTL: string }>((resolve, reject) => {
           stream.on("data", resolve);
           stream.on("error", reject);
-          stream.on("end", () => { reject(new Error("keepalive stream ended")); });
+          stream.on("end", () => {
+            reject(new Error("keepalive stream ended"));
+          });
           stream.write({ ID: leaseId });
         });
         const ttl = Number(response.TTL);
@@ -146,7 +162,11 @@ export class EtcdRegistry implements SubnetRegistry {
   }
 
   watchLeases(fromRevision: string, sink: WatchSink): Promise<RegistryWatch> {
-    const watcher: Watcher = this.client.watch().prefix(subnetsPrefix(this.prefix)).startRevision(fromRevision).watcher();
+    const watcher: Watcher = this.client
+      .watch()
+      .prefix(subnetsPrefix(this.prefix))
+      .startRevision(fromRevision)
+      .watcher();
     let open = true;
     const stop = async (): Promise<void> => {
       if (!open) return;
@@ -160,11 +180,17 @@ export class EtcdRegistry implements SubnetRegistry {
       void stop();
       sink.broken(reason, translateEtcdError(error, this.endpoints, "watching leases"));
     };
-    watcher.on("connected", () => { if (open) sink.live(); });
-    watcher.on("disconnected", (error: unknown) => { fail("disconnected", error); });
+    watcher.on("connected", () => {
+      if (open) sink.live();
+    });
+    watcher.on("disconnected", (error: unknown) => {
+      fail("disconnected", error);
+    });
     watcher.on("error", (error: unknown) => {
       // etcd3 drops the compact_revision of a cancelled watch; ask etcd whether our start revision is gone.
-      void this.isCompacted(fromRevision).then((compacted) => { fail(compacted ? "compacted" : "cancelled", error); });
+      void this.isCompacted(fromRevision).then((compacted) => {
+        fail(compacted ? "compacted" : "cancelled", error);
+      });
     });
     watcher.on("data", (response: IWatchResponse) => {
       if (!open || response.events.length === 0) return; // progress notifications carry no events
@@ -172,7 +198,11 @@ export class EtcdRegistry implements SubnetRegistry {
       for (const event of response.events) {
         const subnet = parseSubnetKey(this.prefix, event.kv.key.toString("utf8"));
         if (subnet === undefined) continue;
-        updates.push(event.type === "Delete" ? { type: "delete", subnet } : { type: "put", lease: this.toStored(event.kv, subnet) });
+        updates.push(
+          event.type === "Delete"
+            ? { type: "delete", subnet }
+            : { type: "put", lease: this.toStored(event.kv, subnet) },
+        );
       }
       if (updates.length > 0) sink.updates(updates, response.header.revision);
     });

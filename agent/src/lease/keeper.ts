@@ -35,7 +35,12 @@ export type KeeperEvent =
   | { readonly type: "race-lost"; readonly subnet: Cidr }
   | { readonly type: "renewed"; readonly lease: HeldLease }
   | { readonly type: "lost"; readonly subnet: Cidr; readonly reason: LossReason }
-  | { readonly type: "retrying"; readonly phase: "acquire" | "renew"; readonly error: unknown; readonly retryInMs: number }
+  | {
+      readonly type: "retrying";
+      readonly phase: "acquire" | "renew";
+      readonly error: unknown;
+      readonly retryInMs: number;
+    }
   | { readonly type: "released"; readonly subnet: Cidr; readonly kept: boolean };
 
 /** Retry after etcd errors while acquiring or renewing: 200 ms doubling to 10 s, ±20 % jitter. */
@@ -83,8 +88,15 @@ class PrefetchedGrant {
 }
 
 export class PoolExhaustedError extends TrellisError {
-  constructor(config: NetworkConfig, readonly poolSize: number, readonly taken: number) {
-    super("POOL_EXHAUSTED", `no free subnet in pool ${poolDescription(config)}: ${taken} of ${poolSize} subnets are leased or reserved`);
+  constructor(
+    config: NetworkConfig,
+    readonly poolSize: number,
+    readonly taken: number,
+  ) {
+    super(
+      "POOL_EXHAUSTED",
+      `no free subnet in pool ${poolDescription(config)}: ${taken} of ${poolSize} subnets are leased or reserved`,
+    );
   }
 }
 
@@ -132,12 +144,23 @@ export class LeaseKeeper {
         // A lost race usually means one more key: choosing again from the same listing (minus what we lost) is
         // as good as listing again, and halves the requests when hundreds of nodes start together.
         // Serializable: a stale answer only costs a lost race, and it spares etcd a consensus round per node.
-        if (listing === undefined || races % RELIST_AFTER_RACES === 0) listing = await registry.listLeases("serializable");
-        const choice = chooseSubnet({ config, leases: listing.leases, publicIp: attrs.publicIp, preferred: this.preferred, exclude, racesLost: races, random: this.random });
+        if (listing === undefined || races % RELIST_AFTER_RACES === 0)
+          listing = await registry.listLeases("serializable");
+        const choice = chooseSubnet({
+          config,
+          leases: listing.leases,
+          publicIp: attrs.publicIp,
+          preferred: this.preferred,
+          exclude,
+          racesLost: races,
+          random: this.random,
+        });
         if (choice.kind === "exhausted") throw new PoolExhaustedError(config, choice.poolSize, choice.taken);
-        held = choice.kind === "reuse" ? await this.adopt(choice.lease, grant) : await this.create(choice.subnet, grant);
+        held =
+          choice.kind === "reuse" ? await this.adopt(choice.lease, grant) : await this.create(choice.subnet, grant);
         if (held !== undefined) {
-          const source: AcquireSource = choice.kind === "reuse" ? (choice.reserved ? "reserved" : "reused") : choice.source;
+          const source: AcquireSource =
+            choice.kind === "reuse" ? (choice.reserved ? "reserved" : "reused") : choice.source;
           this.held = held;
           this.preferred = held.subnet;
           this.events.emit({ type: "acquired", lease: held, source, racesLost: races });
@@ -169,12 +192,14 @@ export class LeaseKeeper {
     const { registry, attrs, ttlSeconds } = this.options;
     const unchanged = lease.attrs.ok && sameAttrs(lease.attrs.value, attrs);
     if (lease.leaseId === undefined) {
-      if (!unchanged && !(await registry.replaceLease(lease.subnet, attrs, lease.modRevision, undefined))) return undefined;
+      if (!unchanged && !(await registry.replaceLease(lease.subnet, attrs, lease.modRevision, undefined)))
+        return undefined;
       return { subnet: lease.subnet, attrs, leaseId: undefined, expiresAt: undefined };
     }
     if (unchanged) {
       const ttl = await registry.keepAlive(lease.leaseId);
-      if (ttl !== undefined) return { subnet: lease.subnet, attrs, leaseId: lease.leaseId, expiresAt: this.expiry(ttl) };
+      if (ttl !== undefined)
+        return { subnet: lease.subnet, attrs, leaseId: lease.leaseId, expiresAt: this.expiry(ttl) };
     }
     const leaseId = await grant.get();
     if (!(await registry.replaceLease(lease.subnet, attrs, lease.modRevision, leaseId))) return undefined;

@@ -67,14 +67,16 @@ export function decodeLeaseValue(text: string): Decoded<LeaseAttrs> {
   } catch {
     return { ok: false, reason: `value is not valid JSON: ${JSON.stringify(text.slice(0, 60))}` };
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { ok: false, reason: "value is not a JSON object" };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    return { ok: false, reason: "value is not a JSON object" };
   const obj = raw as Record<string, unknown>;
   const publicIp = obj.PublicIP;
   if (typeof publicIp !== "string" || !isIpv4(publicIp)) {
     return { ok: false, reason: `PublicIP ${JSON.stringify(publicIp ?? null)} is not an IPv4 address` };
   }
   const backendType = obj.BackendType;
-  if (backendType !== undefined && typeof backendType !== "string") return { ok: false, reason: "BackendType is not a string" };
+  if (backendType !== undefined && typeof backendType !== "string")
+    return { ok: false, reason: "BackendType is not a string" };
   let vni: number | undefined;
   let vtepMac: string | undefined;
   const data = obj.BackendData;

@@ -33,7 +33,10 @@ export function classifyLease(lease: StoredLease, own: Ownership): LeaseClass {
   if (own.subnet !== undefined && sameCidr(lease.subnet, own.subnet)) return { kind: "own" };
   if (!lease.attrs.ok) return { kind: "invalid", reason: lease.attrs.reason };
   if (lease.attrs.value.publicIp === own.publicIp) return { kind: "own" };
-  return { kind: "peer", peer: { subnet: lease.subnet, attrs: lease.attrs.value, reserved: lease.leaseId === undefined } };
+  return {
+    kind: "peer",
+    peer: { subnet: lease.subnet, attrs: lease.attrs.value, reserved: lease.leaseId === undefined },
+  };
 }
 
 export function peerKey(subnet: Cidr): string {

@@ -20,10 +20,8 @@ export interface LeaseListing {
   readonly strayKeys: readonly string[];
 }
 
-
 export type RegistryUpdate =
-  | { readonly type: "put"; readonly lease: StoredLease }
-  | { readonly type: "delete"; readonly subnet: Cidr };
+  { readonly type: "put"; readonly lease: StoredLease } | { readonly type: "delete"; readonly subnet: Cidr };
 
 export interface WatchSink {
   /** A batch of changes, in store order, all at one revision. */

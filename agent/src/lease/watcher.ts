@@ -19,7 +19,12 @@ export type WatcherEvent =
   | { readonly type: "invalid"; readonly subnet: Cidr; readonly reason: string }
   | { readonly type: "synced"; readonly revision: string; readonly peers: number; readonly initial: boolean }
   | { readonly type: "live"; readonly revision: string }
-  | { readonly type: "broken"; readonly reason: "compacted" | "disconnected" | "cancelled" | "error"; readonly error: unknown; readonly retryInMs: number };
+  | {
+      readonly type: "broken";
+      readonly reason: "compacted" | "disconnected" | "cancelled" | "error";
+      readonly error: unknown;
+      readonly retryInMs: number;
+    };
 
 export interface PeerWatcherOptions {
   readonly registry: SubnetRegistry;
@@ -79,7 +84,12 @@ export class PeerWatcher {
     this.reportedInvalid.delete(key);
     if (verdict.kind === "own") {
       const ownSubnet = this.own().subnet;
-      if (ownSubnet !== undefined && sameCidr(ownSubnet, lease.subnet) && lease.attrs.ok && lease.attrs.value.publicIp !== this.options.publicIp) {
+      if (
+        ownSubnet !== undefined &&
+        sameCidr(ownSubnet, lease.subnet) &&
+        lease.attrs.ok &&
+        lease.attrs.value.publicIp !== this.options.publicIp
+      ) {
         this.events.emit({ type: "own-taken", subnet: lease.subnet, publicIp: lease.attrs.value.publicIp });
       }
       return undefined;
@@ -107,7 +117,8 @@ export class PeerWatcher {
     const present = new Set(leases.map((lease) => peerKey(lease.subnet)));
     for (const key of this.reportedInvalid.keys()) if (!present.has(key)) this.reportedInvalid.delete(key);
     this.applyChanges(diffPeers(this.known, next));
-    if (ownSubnet !== undefined && !ownPresent && this.synced) this.events.emit({ type: "own-removed", subnet: ownSubnet });
+    if (ownSubnet !== undefined && !ownPresent && this.synced)
+      this.events.emit({ type: "own-removed", subnet: ownSubnet });
   }
 
   private applyUpdates(updates: readonly RegistryUpdate[]): void {
@@ -131,7 +142,9 @@ export class PeerWatcher {
         // Turned invalid or became ours: it is no longer a peer.
         if (previous !== undefined) this.applyChanges([{ type: "removed", peer: previous }]);
       } else {
-        this.applyChanges(diffPeers(previous === undefined ? new Map() : new Map([[key, previous]]), new Map([[key, peer]])));
+        this.applyChanges(
+          diffPeers(previous === undefined ? new Map() : new Map([[key, previous]]), new Map([[key, peer]])),
+        );
       }
     }
   }
@@ -161,17 +174,25 @@ export class PeerWatcher {
   /** Watches from just after `revision`; resolves when the watch breaks (or undefined when aborted). */
   private async watchFrom(revision: string, signal: AbortSignal): Promise<Broken | undefined> {
     let settle: (value: Broken | undefined) => void = () => undefined;
-    const ended = new Promise<Broken | undefined>((resolve) => { settle = resolve; });
-    const onAbort = (): void => { settle(undefined); };
+    const ended = new Promise<Broken | undefined>((resolve) => {
+      settle = resolve;
+    });
+    const onAbort = (): void => {
+      settle(undefined);
+    };
     signal.addEventListener("abort", onAbort, { once: true });
     const watch = await this.options.registry.watchLeases((BigInt(revision) + 1n).toString(), {
-      updates: (updates) => { this.applyUpdates(updates); },
+      updates: (updates) => {
+        this.applyUpdates(updates);
+      },
       live: () => {
         this.watchLive = true;
         this.backoff.reset();
         this.events.emit({ type: "live", revision });
       },
-      broken: (reason, error) => { settle({ reason, error }); },
+      broken: (reason, error) => {
+        settle({ reason, error });
+      },
     });
     try {
       return await ended;

@@ -28,5 +28,9 @@ export class KernelHostNetwork implements HostNetwork {
 /** A HostNetwork over a kernel handle of its own; close() releases the socket. */
 export function openHostNetwork(): KernelHostNetwork & { close(): void } {
   const kernel = openKernel();
-  return Object.assign(new KernelHostNetwork(kernel), { close: () => { kernel.close(); } });
+  return Object.assign(new KernelHostNetwork(kernel), {
+    close: () => {
+      kernel.close();
+    },
+  });
 }

@@ -8,8 +8,18 @@ import type { Readiness } from "./readiness.js";
 
 export interface NodeView {
   readonly readiness: Readiness;
-  readonly lease: { readonly subnet: string; readonly publicIp: string; readonly reserved: boolean; readonly expiresAt: string | null } | null;
-  readonly peers: readonly { readonly subnet: string; readonly publicIp: string; readonly programmed: boolean; readonly skipped: string | null }[];
+  readonly lease: {
+    readonly subnet: string;
+    readonly publicIp: string;
+    readonly reserved: boolean;
+    readonly expiresAt: string | null;
+  } | null;
+  readonly peers: readonly {
+    readonly subnet: string;
+    readonly publicIp: string;
+    readonly programmed: boolean;
+    readonly skipped: string | null;
+  }[];
 }
 
 export interface HttpHandlers {
@@ -65,16 +75,25 @@ export async function startHttpServer(address: string, port: number, handlers: H
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) => {
-      reject(new TrellisError(error.code === "EADDRINUSE" ? "CONFLICT" : "IO", `cannot listen on ${address}:${port} for /healthz, /readyz and /metrics: ${error.code ?? error.message} (set --healthz-port, or 0 to turn it off)`, { cause: error }));
+      reject(
+        new TrellisError(
+          error.code === "EADDRINUSE" ? "CONFLICT" : "IO",
+          `cannot listen on ${address}:${port} for /healthz, /readyz and /metrics: ${error.code ?? error.message} (set --healthz-port, or 0 to turn it off)`,
+          { cause: error },
+        ),
+      );
     });
     server.listen(port, address, resolve);
   });
   const bound = server.address() as AddressInfo;
   return {
     url: `http://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => { resolve(); });
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
   };
 }

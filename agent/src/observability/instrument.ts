@@ -8,20 +8,52 @@ export type Observe = (operation: string, seconds: number, error: unknown) => vo
 
 /** Methods whose calls are timed; watch() and close() are not requests. */
 const KERNEL_CALLS = [
-  "listLinks", "getLink", "createVxlan", "createBridge", "createVeth", "setLink", "setHairpin", "deleteLink",
-  "listAddresses", "addAddress", "deleteAddress", "listRoutes", "replaceRoute", "deleteRoute",
-  "listNeighbors", "replaceNeighbor", "deleteNeighbor", "listFdb", "replaceFdb", "deleteFdb", "getSysctl", "setSysctl",
+  "listLinks",
+  "getLink",
+  "createVxlan",
+  "createBridge",
+  "createVeth",
+  "setLink",
+  "setHairpin",
+  "deleteLink",
+  "listAddresses",
+  "addAddress",
+  "deleteAddress",
+  "listRoutes",
+  "replaceRoute",
+  "deleteRoute",
+  "listNeighbors",
+  "replaceNeighbor",
+  "deleteNeighbor",
+  "listFdb",
+  "replaceFdb",
+  "deleteFdb",
+  "getSysctl",
+  "setSysctl",
 ] as const satisfies readonly (keyof Kernel)[];
 
 const REGISTRY_CALLS = [
-  "getNetworkConfig", "putNetworkConfig", "listLeases", "timeToLive", "grantLease", "createLease", "replaceLease",
-  "deleteLease", "keepAlive", "revoke", "watchLeases",
+  "getNetworkConfig",
+  "putNetworkConfig",
+  "listLeases",
+  "timeToLive",
+  "grantLease",
+  "createLease",
+  "replaceLease",
+  "deleteLease",
+  "keepAlive",
+  "revoke",
+  "watchLeases",
 ] as const satisfies readonly (keyof SubnetRegistry)[];
 
 /** Every method name along the prototype chain (the adapters are class instances). */
 function methodNames(target: object): Set<string> {
   const names = new Set<string>();
-  for (let proto: object | null = target; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+  for (
+    let proto: object | null = target;
+    proto !== null && proto !== Object.prototype;
+    proto = Object.getPrototypeOf(proto) as object | null
+  ) {
     for (const name of Object.getOwnPropertyNames(proto)) {
       if (name !== "constructor" && typeof (target as Record<string, unknown>)[name] === "function") names.add(name);
     }

@@ -21,10 +21,30 @@ export class AgentMetrics {
   readonly registry = new Registry();
   private live: LiveState | undefined;
 
-  private readonly passes = new Counter({ name: "trellis_reconcile_passes_total", help: "Dataplane reconcile passes, by trigger and result.", labelNames: ["trigger", "result"], registers: [this.registry] });
-  private readonly repairs = new Counter({ name: "trellis_repairs_total", help: "Kernel entries of ours found missing or changed and restored, by kind (route, neighbor, fdb, address, device).", labelNames: ["kind"], registers: [this.registry] });
-  private readonly staleRemoved = new Counter({ name: "trellis_stale_entries_removed_total", help: "Entries of ours that no peer needs, removed (e.g. left by a previous run), by kind.", labelNames: ["kind"], registers: [this.registry] });
-  private readonly peerChanges = new Counter({ name: "trellis_peer_events_total", help: "Peer lease changes seen in etcd, by type (added, changed, removed, invalid).", labelNames: ["type"], registers: [this.registry] });
+  private readonly passes = new Counter({
+    name: "trellis_reconcile_passes_total",
+    help: "Dataplane reconcile passes, by trigger and result.",
+    labelNames: ["trigger", "result"],
+    registers: [this.registry],
+  });
+  private readonly repairs = new Counter({
+    name: "trellis_repairs_total",
+    help: "Kernel entries of ours found missing or changed and restored, by kind (route, neighbor, fdb, address, device).",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  private readonly staleRemoved = new Counter({
+    name: "trellis_stale_entries_removed_total",
+    help: "Entries of ours that no peer needs, removed (e.g. left by a previous run), by kind.",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  private readonly peerChanges = new Counter({
+    name: "trellis_peer_events_total",
+    help: "Peer lease changes seen in etcd, by type (added, changed, removed, invalid).",
+    labelNames: ["type"],
+    registers: [this.registry],
+  });
   private readonly netlinkLatency = new Histogram({
     name: "trellis_netlink_operation_seconds",
     help: "Latency of netlink operations, by operation and result.",
@@ -32,10 +52,29 @@ export class AgentMetrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [this.registry],
   });
-  private readonly etcdErrors = new Counter({ name: "trellis_etcd_request_errors_total", help: "Failed etcd requests, by operation and error code.", labelNames: ["operation", "code"], registers: [this.registry] });
-  private readonly etcdRequests = new Counter({ name: "trellis_etcd_requests_total", help: "etcd requests, by operation.", labelNames: ["operation"], registers: [this.registry] });
-  private readonly watchRestarts = new Counter({ name: "trellis_etcd_watch_restarts_total", help: "Times the peer watch broke and was re-established after a full re-list, by reason.", labelNames: ["reason"], registers: [this.registry] });
-  private readonly masqResyncs = new Counter({ name: "trellis_masquerade_resyncs_total", help: "Times the masquerade rules were found removed or changed and re-installed.", registers: [this.registry] });
+  private readonly etcdErrors = new Counter({
+    name: "trellis_etcd_request_errors_total",
+    help: "Failed etcd requests, by operation and error code.",
+    labelNames: ["operation", "code"],
+    registers: [this.registry],
+  });
+  private readonly etcdRequests = new Counter({
+    name: "trellis_etcd_requests_total",
+    help: "etcd requests, by operation.",
+    labelNames: ["operation"],
+    registers: [this.registry],
+  });
+  private readonly watchRestarts = new Counter({
+    name: "trellis_etcd_watch_restarts_total",
+    help: "Times the peer watch broke and was re-established after a full re-list, by reason.",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  private readonly masqResyncs = new Counter({
+    name: "trellis_masquerade_resyncs_total",
+    help: "Times the masquerade rules were found removed or changed and re-installed.",
+    registers: [this.registry],
+  });
   private readonly cniRequests = new Histogram({
     name: "trellis_cni_request_seconds",
     help: "CNI operations served for the plugin's shim (docs/decisions/0011), by command and exit code.",
@@ -43,12 +82,25 @@ export class AgentMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
     registers: [this.registry],
   });
-  private readonly cniFallbacks = new Counter({ name: "trellis_cni_fallbacks_total", help: "Requests the CNI service sent back to the standalone plugin (caller in another namespace, malformed request).", registers: [this.registry] });
-  private readonly leaseTransitions = new Counter({ name: "trellis_lease_events_total", help: "Lease keeper events: acquired, renewed, lost, race-lost, retrying.", labelNames: ["event"], registers: [this.registry] });
+  private readonly cniFallbacks = new Counter({
+    name: "trellis_cni_fallbacks_total",
+    help: "Requests the CNI service sent back to the standalone plugin (caller in another namespace, malformed request).",
+    registers: [this.registry],
+  });
+  private readonly leaseTransitions = new Counter({
+    name: "trellis_lease_events_total",
+    help: "Lease keeper events: acquired, renewed, lost, race-lost, retrying.",
+    labelNames: ["event"],
+    registers: [this.registry],
+  });
 
   constructor(version: string) {
-    new Gauge({ name: "trellis_build_info", help: "Build information; always 1.", labelNames: ["version", "node_version"], registers: [this.registry] })
-      .set({ version, node_version: process.versions.node }, 1);
+    new Gauge({
+      name: "trellis_build_info",
+      help: "Build information; always 1.",
+      labelNames: ["version", "node_version"],
+      registers: [this.registry],
+    }).set({ version, node_version: process.versions.node }, 1);
     const live = (): LiveState | undefined => this.live;
     new Gauge({
       name: "trellis_lease_state",
@@ -70,9 +122,30 @@ export class AgentMetrics {
         if (seconds !== undefined) this.set(seconds);
       },
     });
-    new Gauge({ name: "trellis_peers_known", help: "Peers known from etcd.", registers: [this.registry], collect() { this.set(live()?.peersKnown() ?? 0); } });
-    new Gauge({ name: "trellis_peers_programmed", help: "Peers whose entries are all in the kernel after the last pass.", registers: [this.registry], collect() { this.set(live()?.peersProgrammed() ?? 0); } });
-    new Gauge({ name: "trellis_ready", help: "1 when /readyz answers 200.", registers: [this.registry], collect() { this.set(live()?.ready() === true ? 1 : 0); } });
+    new Gauge({
+      name: "trellis_peers_known",
+      help: "Peers known from etcd.",
+      registers: [this.registry],
+      collect() {
+        this.set(live()?.peersKnown() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "trellis_peers_programmed",
+      help: "Peers whose entries are all in the kernel after the last pass.",
+      registers: [this.registry],
+      collect() {
+        this.set(live()?.peersProgrammed() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "trellis_ready",
+      help: "1 when /readyz answers 200.",
+      registers: [this.registry],
+      collect() {
+        this.set(live()?.ready() === true ? 1 : 0);
+      },
+    });
   }
 
   /** Connects the scrape-time gauges to the running daemon. */
@@ -85,7 +158,8 @@ export class AgentMetrics {
   }
 
   observeCni(event: CniServiceEvent): void {
-    if (event.type === "served") this.cniRequests.observe({ command: event.command, exit_code: String(event.exitCode) }, event.ms / 1000);
+    if (event.type === "served")
+      this.cniRequests.observe({ command: event.command, exit_code: String(event.exitCode) }, event.ms / 1000);
     else this.cniFallbacks.inc();
   }
 
@@ -106,7 +180,8 @@ export class AgentMetrics {
       }
       case "watcher": {
         const e = event.event;
-        if (e.type === "added" || e.type === "changed" || e.type === "removed" || e.type === "invalid") this.peerChanges.inc({ type: e.type });
+        if (e.type === "added" || e.type === "changed" || e.type === "removed" || e.type === "invalid")
+          this.peerChanges.inc({ type: e.type });
         else if (e.type === "broken") this.watchRestarts.inc({ reason: e.reason });
         return;
       }

@@ -54,7 +54,10 @@ export interface SelfIdentity {
 /** How many TTL lookups run at once. */
 const TTL_CONCURRENCY = 16;
 
-async function ttls(registry: SubnetRegistry, leases: readonly StoredLease[]): Promise<Map<string, number | undefined>> {
+async function ttls(
+  registry: SubnetRegistry,
+  leases: readonly StoredLease[],
+): Promise<Map<string, number | undefined>> {
   const ids = [...new Set(leases.map((l) => l.leaseId).filter((id): id is string => id !== undefined))];
   const result = new Map<string, number | undefined>();
   for (let i = 0; i < ids.length; i += TTL_CONCURRENCY) {
@@ -120,7 +123,8 @@ function routeText(row: LeaseRow): string {
 
 export function formatLocalAgent(local: LocalAgent | undefined): string {
   if (local === undefined) return "";
-  if (!local.reachable) return `local agent: not reachable at ${local.url} (${local.error}); is \`trellis-agent run\` running here?\n`;
+  if (!local.reachable)
+    return `local agent: not reachable at ${local.url} (${local.error}); is \`trellis-agent run\` running here?\n`;
   return local.ready ? `local agent: ready (${local.url})\n` : `local agent: NOT READY: ${local.reasons.join("; ")}\n`;
 }
 
@@ -140,7 +144,10 @@ export function formatLeaseTable(rows: readonly LeaseRow[], local?: LocalAgent):
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
   const render = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
   const own = rows.some((r) => r.self) ? "\n* this node" : "";
   return `${formatLocalAgent(local)}${[render(header), ...lines.map(render)].join("\n")}${own}\n`;
 }

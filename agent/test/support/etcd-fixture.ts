@@ -35,9 +35,17 @@ export function useEtcd(options: EtcdServerOptions = {}): EtcdFixture {
     },
     async registry(prefix = freshPrefix(), overrides = {}) {
       if (server === undefined) throw new Error("etcd not started");
-      const connection: EtcdConnectionOptions = { endpoints: [server.endpoint], requestTimeoutMs: 3000, retry: false, ...overrides };
+      const connection: EtcdConnectionOptions = {
+        endpoints: [server.endpoint],
+        requestTimeoutMs: 3000,
+        retry: false,
+        ...overrides,
+      };
       const client = await createEtcdClient(connection);
-      const registry = Object.assign(new EtcdRegistry(client, prefix, connection.endpoints, connection.requestTimeoutMs), { prefix });
+      const registry = Object.assign(
+        new EtcdRegistry(client, prefix, connection.endpoints, connection.requestTimeoutMs),
+        { prefix },
+      );
       opened.push(registry);
       return registry;
     },

@@ -22,10 +22,14 @@ export class FakeClock implements Clock {
       }
       const timer: Timer = { at: this.time + ms, resolve };
       this.timers.push(timer);
-      signal?.addEventListener("abort", () => {
-        this.timers = this.timers.filter((t) => t !== timer);
-        reject(new Error("aborted"));
-      }, { once: true });
+      signal?.addEventListener(
+        "abort",
+        () => {
+          this.timers = this.timers.filter((t) => t !== timer);
+          reject(new Error("aborted"));
+        },
+        { once: true },
+      );
     });
   }
 

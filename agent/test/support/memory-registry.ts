@@ -4,7 +4,14 @@ import type { Clock } from "../../../lib/src/clock.js";
 import { TrellisError } from "../../../lib/src/errors.js";
 import { type Cidr } from "../../../lib/src/ipv4.js";
 import { decodeLeaseValue, encodeLeaseValue, subnetKeyName, type LeaseAttrs } from "../../src/lease/lease-codec.js";
-import type { LeaseListing, RegistryUpdate, RegistryWatch, StoredLease, SubnetRegistry, WatchSink } from "../../src/lease/registry.js";
+import type {
+  LeaseListing,
+  RegistryUpdate,
+  RegistryWatch,
+  StoredLease,
+  SubnetRegistry,
+  WatchSink,
+} from "../../src/lease/registry.js";
 
 interface Entry {
   subnet: Cidr;
@@ -55,7 +62,12 @@ export class MemoryRegistry implements SubnetRegistry {
   }
 
   private stored(entry: Entry): StoredLease {
-    return { subnet: entry.subnet, attrs: decodeLeaseValue(entry.value), leaseId: entry.leaseId, modRevision: String(entry.modRevision) };
+    return {
+      subnet: entry.subnet,
+      attrs: decodeLeaseValue(entry.value),
+      leaseId: entry.leaseId,
+      modRevision: String(entry.modRevision),
+    };
   }
 
   /** Writes a raw value (as an admin or another agent would), no TTL unless leaseTtlSeconds. */
@@ -118,7 +130,11 @@ export class MemoryRegistry implements SubnetRegistry {
 
   listLeases(): Promise<LeaseListing> {
     this.check("listLeases");
-    return Promise.resolve({ leases: [...this.entries.values()].map((e) => this.stored(e)), revision: String(this.revision), strayKeys: [] });
+    return Promise.resolve({
+      leases: [...this.entries.values()].map((e) => this.stored(e)),
+      revision: String(this.revision),
+      strayKeys: [],
+    });
   }
 
   timeToLive(leaseId: string): Promise<number | undefined> {
@@ -136,7 +152,8 @@ export class MemoryRegistry implements SubnetRegistry {
   }
 
   private write(subnet: Cidr, attrs: LeaseAttrs, leaseId: string | undefined): boolean {
-    if (leaseId !== undefined && !this.leases.has(leaseId)) throw new TrellisError("ETCD_FAILED", "requested lease not found");
+    if (leaseId !== undefined && !this.leases.has(leaseId))
+      throw new TrellisError("ETCD_FAILED", "requested lease not found");
     const entry: Entry = { subnet, value: encodeLeaseValue(attrs), leaseId, modRevision: this.revision + 1 };
     this.entries.set(subnetKeyName(subnet), entry);
     this.publish({ type: "put", lease: this.stored(entry) });
@@ -160,7 +177,8 @@ export class MemoryRegistry implements SubnetRegistry {
     this.check("deleteLease");
     const key = subnetKeyName(subnet);
     const entry = this.entries.get(key);
-    if (entry === undefined || (modRevision !== undefined && String(entry.modRevision) !== modRevision)) return Promise.resolve(false);
+    if (entry === undefined || (modRevision !== undefined && String(entry.modRevision) !== modRevision))
+      return Promise.resolve(false);
     this.remove(key);
     return Promise.resolve(true);
   }
@@ -187,14 +205,23 @@ export class MemoryRegistry implements SubnetRegistry {
     this.check("watchLeases");
     const from = Number(fromRevision);
     if (from <= this.compactedAt) {
-      queueMicrotask(() => { sink.broken("compacted", new Error("mvcc: required revision has been compacted")); });
+      queueMicrotask(() => {
+        sink.broken("compacted", new Error("mvcc: required revision has been compacted"));
+      });
       return Promise.resolve({ cancel: () => Promise.resolve() });
     }
     const watch = { from, sink };
     for (const item of this.history) if (item.revision >= from) sink.updates([item.update], String(item.revision));
     this.watches.add(watch);
-    queueMicrotask(() => { sink.live(); });
-    return Promise.resolve({ cancel: () => { this.watches.delete(watch); return Promise.resolve(); } });
+    queueMicrotask(() => {
+      sink.live();
+    });
+    return Promise.resolve({
+      cancel: () => {
+        this.watches.delete(watch);
+        return Promise.resolve();
+      },
+    });
   }
 
   close(): void {

@@ -26,6 +26,8 @@ export async function add({ invocation, config, deps }: CommandContext): Promise
       await release(store, attachment).catch(() => undefined);
       throw error;
     }
-    return JSON.stringify(formatResult(previous === undefined ? result : mergeResults(previous, result), config.cniVersion));
+    return JSON.stringify(
+      formatResult(previous === undefined ? result : mergeResults(previous, result), config.cniVersion),
+    );
   });
 }

@@ -15,18 +15,24 @@ import { requireNetns, withPodAndHost } from "./netns.js";
 export async function check({ invocation, config, deps }: CommandContext): Promise<CommandOutput> {
   const attachment = attachmentOf(invocation);
   const netns = requireNetns(invocation);
-  if (config.prevResult === undefined) throw new CniError(CniCode.INVALID_CONFIG, "config field prevResult (missing) is invalid: CHECK needs the ADD result");
+  if (config.prevResult === undefined)
+    throw new CniError(
+      CniCode.INVALID_CONFIG,
+      "config field prevResult (missing) is invalid: CHECK needs the ADD result",
+    );
   const previous = parsePrevResult(config.prevResult);
   const lease = readLease(deps, config.subnetFile);
   const address = podAddress(previous, attachment.ifname);
-  if (address === undefined) throw new CniError(CniCode.CHECK_FAILED, `prevResult has no address for ${attachment.ifname}`);
+  if (address === undefined)
+    throw new CniError(CniCode.CHECK_FAILED, `prevResult has no address for ${attachment.ifname}`);
   const problems: string[] = [];
   const ip = formatIpv4(address.ip);
   if (!isAssignable(lease, address.ip) || address.prefixLen !== lease.subnet.prefixLen) {
     problems.push(`address ${ip}/${address.prefixLen} is not in the node's subnet any more (the lease changed)`);
   }
   const reserved = await reservationsOf(deps.store(config.dataDir), attachment);
-  if (!reserved.some((r) => r.ip === address.ip)) problems.push(`address ${ip} is not reserved for ${attachment.containerId}/${attachment.ifname}`);
+  if (!reserved.some((r) => r.ip === address.ip))
+    problems.push(`address ${ip} is not reserved for ${attachment.containerId}/${attachment.ifname}`);
 
   const spec = podNetworkSpec(config, lease, attachment, netns, address.ip);
   for (const name of [spec.hostVeth, attachment.ifname]) {

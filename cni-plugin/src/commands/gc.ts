@@ -9,7 +9,10 @@ import type { CommandContext, CommandOutput } from "./context.js";
 export async function gc({ config, deps }: CommandContext): Promise<CommandOutput> {
   const valid = config.validAttachments;
   if (valid === undefined) {
-    throw new CniError(CniCode.INVALID_CONFIG, "config field cni.dev/valid-attachments (missing) is invalid: GC needs the list of attachments to keep");
+    throw new CniError(
+      CniCode.INVALID_CONFIG,
+      "config field cni.dev/valid-attachments (missing) is invalid: GC needs the list of attachments to keep",
+    );
   }
   const freed = await releaseAllExcept(deps.store(config.dataDir), valid);
   const host = await deps.hostKernel();
@@ -19,7 +22,12 @@ export async function gc({ config, deps }: CommandContext): Promise<CommandOutpu
     const bridge = await host.getLink(config.bridge);
     if (bridge !== undefined) {
       for (const link of await host.listLinks()) {
-        if (link.kind === "veth" && link.masterIndex === bridge.index && HOST_VETH_PATTERN.test(link.name) && !keep.has(link.name)) {
+        if (
+          link.kind === "veth" &&
+          link.masterIndex === bridge.index &&
+          HOST_VETH_PATTERN.test(link.name) &&
+          !keep.has(link.name)
+        ) {
           await host.deleteLink(link.index);
         }
       }

@@ -10,7 +10,11 @@ export function requireNetns(invocation: Invocation): string {
 }
 
 /** Runs fn with a kernel handle inside the pod's namespace and one in the node's; both are closed afterwards. */
-export async function withPodAndHost<T>(deps: PluginDeps, netns: string, fn: (pod: Kernel, host: Kernel) => Promise<T>): Promise<T> {
+export async function withPodAndHost<T>(
+  deps: PluginDeps,
+  netns: string,
+  fn: (pod: Kernel, host: Kernel) => Promise<T>,
+): Promise<T> {
   const pod = await deps.podKernel(netns);
   try {
     const host = await deps.hostKernel();

@@ -14,10 +14,16 @@ export function status({ config, deps }: CommandContext): Promise<CommandOutput>
     const reason = error instanceof Error ? error.message : String(error);
     return Promise.reject(new CniError(CniCode.NOT_AVAILABLE, `not ready: ${reason}`));
   }
-  const stale = deps.store(config.dataDir).list().filter((r) => !isAssignable(lease, r.ip));
+  const stale = deps
+    .store(config.dataDir)
+    .list()
+    .filter((r) => !isAssignable(lease, r.ip));
   if (stale.length > 0) {
     return Promise.reject(
-      new CniError(CniCode.LIMITED_CONNECTIVITY, `the node's subnet is now ${formatCidr(lease.subnet)}; ${stale.length} pod address(es) of an older lease remain`),
+      new CniError(
+        CniCode.LIMITED_CONNECTIVITY,
+        `the node's subnet is now ${formatCidr(lease.subnet)}; ${stale.length} pod address(es) of an older lease remain`,
+      ),
     );
   }
   return Promise.resolve("");

@@ -25,7 +25,10 @@ export function chooseAddress(lease: Lease, taken: ReadonlySet<number>, last: nu
   const range = hostRange(lease.subnet);
   if (range === undefined) return undefined;
   const size = range.last - range.first + 1;
-  const start = last !== undefined && containsIp(lease.subnet, last) && last >= range.first && last <= range.last ? last - range.first + 1 : 0;
+  const start =
+    last !== undefined && containsIp(lease.subnet, last) && last >= range.first && last <= range.last
+      ? last - range.first + 1
+      : 0;
   for (let step = 0; step < size; step += 1) {
     const ip = range.first + ((start + step) % size);
     if (ip !== lease.gateway && !taken.has(ip)) return ip;

@@ -16,7 +16,12 @@ const TEMP_SUFFIX = ".tmp";
 
 function ioError(action: string, path: string, error: unknown): CniError {
   const code = (error as { code?: unknown }).code;
-  return new CniError(CniCode.IO_FAILURE, `cannot ${action} ${path}: ${typeof code === "string" ? code : String(error)}`, "", { cause: error });
+  return new CniError(
+    CniCode.IO_FAILURE,
+    `cannot ${action} ${path}: ${typeof code === "string" ? code : String(error)}`,
+    "",
+    { cause: error },
+  );
 }
 
 function errnoIs(error: unknown, code: string): boolean {

@@ -36,13 +36,21 @@ export async function withFlock<T>(path: string, options: LockOptions, fn: () =>
   try {
     fd = openSync(path, "a", 0o600);
   } catch (error) {
-    throw new CniError(CniCode.IO_FAILURE, `cannot open lock file ${path}: ${(error as { code?: string }).code ?? String(error)}`, "", { cause: error });
+    throw new CniError(
+      CniCode.IO_FAILURE,
+      `cannot open lock file ${path}: ${(error as { code?: string }).code ?? String(error)}`,
+      "",
+      { cause: error },
+    );
   }
   try {
     const deadline = options.now() + options.timeoutMs;
     while (!tryFlock(fd, path)) {
       if (options.now() >= deadline) {
-        throw new CniError(CniCode.TRY_AGAIN_LATER, `the IPAM store is busy: ${path} stayed locked for ${options.timeoutMs} ms`);
+        throw new CniError(
+          CniCode.TRY_AGAIN_LATER,
+          `the IPAM store is busy: ${path} stayed locked for ${options.timeoutMs} ms`,
+        );
       }
       await options.sleep(1 + Math.random() * 4);
     }

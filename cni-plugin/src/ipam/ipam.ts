@@ -20,7 +20,10 @@ export async function allocate(store: ReservationStore, lease: Lease, attachment
     for (;;) {
       const ip = chooseAddress(lease, taken, last);
       if (ip === undefined) {
-        throw new CniError(CniCode.SUBNET_FULL, `no free address left in ${formatCidr(lease.subnet)} (${taken.size} reserved)`);
+        throw new CniError(
+          CniCode.SUBNET_FULL,
+          `no free address left in ${formatCidr(lease.subnet)} (${taken.size} reserved)`,
+        );
       }
       if (store.reserve({ ip, ...attachment })) {
         store.setLastReserved(ip);

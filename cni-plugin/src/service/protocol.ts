@@ -32,10 +32,14 @@ export type ParsedRequest =
  */
 export function parseRequest(bytes: Buffer): ParsedRequest {
   const end = bytes.indexOf("\n\n");
-  if (end < 0) return bytes.length > MAX_HEADER_BYTES ? { kind: "invalid", reason: `header longer than ${MAX_HEADER_BYTES} bytes` } : { kind: "incomplete" };
+  if (end < 0)
+    return bytes.length > MAX_HEADER_BYTES
+      ? { kind: "invalid", reason: `header longer than ${MAX_HEADER_BYTES} bytes` }
+      : { kind: "incomplete" };
   if (end > MAX_HEADER_BYTES) return { kind: "invalid", reason: `header longer than ${MAX_HEADER_BYTES} bytes` };
   const [first, ...lines] = bytes.subarray(0, end).toString("latin1").split("\n");
-  if (first !== PROTOCOL_LINE) return { kind: "invalid", reason: `unknown protocol ${JSON.stringify((first ?? "").slice(0, 40))}` };
+  if (first !== PROTOCOL_LINE)
+    return { kind: "invalid", reason: `unknown protocol ${JSON.stringify((first ?? "").slice(0, 40))}` };
   let netns: string | undefined;
   const env: Record<string, string> = {};
   for (const line of lines) {
@@ -44,7 +48,8 @@ export function parseRequest(bytes: Buffer): ParsedRequest {
       continue;
     }
     const eq = line.indexOf("=");
-    if (!line.startsWith("E CNI_") || eq < 0) return { kind: "invalid", reason: `unexpected header line ${JSON.stringify(line.slice(0, 40))}` };
+    if (!line.startsWith("E CNI_") || eq < 0)
+      return { kind: "invalid", reason: `unexpected header line ${JSON.stringify(line.slice(0, 40))}` };
     // Header values are bytes; the runtime's are UTF-8 (a container ID or netns path could be).
     env[line.slice(2, eq)] = Buffer.from(line.slice(eq + 1), "latin1").toString("utf8");
   }
@@ -63,6 +68,12 @@ export function formatResponse(exitCode: number, stdout: string): Buffer {
 
 /** What a shim of ours sends: for tests and for the benchmark's client. */
 export function formatRequest(request: CniRequest): Buffer {
-  const header = [PROTOCOL_LINE, `N ${request.netns}`, ...Object.entries(request.env).map(([k, v]) => `E ${k}=${v}`), "", ""].join("\n");
+  const header = [
+    PROTOCOL_LINE,
+    `N ${request.netns}`,
+    ...Object.entries(request.env).map(([k, v]) => `E ${k}=${v}`),
+    "",
+    "",
+  ].join("\n");
   return Buffer.concat([Buffer.from(header, "utf8"), Buffer.from(request.stdin, "utf8")]);
 }

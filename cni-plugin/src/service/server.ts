@@ -44,16 +44,23 @@ export class CniSocketError extends TrellisError {}
 function isLive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = connect(path);
-    probe.once("connect", () => { probe.destroy(); resolve(true); });
-    probe.once("error", () => { resolve(false); });
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => {
+      resolve(false);
+    });
   });
 }
 
 async function removeStale(path: string): Promise<void> {
   const existing = await lstat(path).catch(() => undefined);
   if (existing === undefined) return;
-  if (!existing.isSocket()) throw new CniSocketError("IO", `--cni-socket ${path} exists and is not a socket; refusing to replace it`);
-  if (await isLive(path)) throw new CniSocketError("CONFLICT", `--cni-socket ${path} is already served by another process`);
+  if (!existing.isSocket())
+    throw new CniSocketError("IO", `--cni-socket ${path} exists and is not a socket; refusing to replace it`);
+  if (await isLive(path))
+    throw new CniSocketError("CONFLICT", `--cni-socket ${path} is already served by another process`);
   await unlink(path);
 }
 
@@ -63,7 +70,10 @@ function listen(server: Server, path: string): Promise<void> {
     // Bound with umask 077, so the socket is never reachable by others, not even for a moment.
     const previous = process.umask(0o077);
     try {
-      server.listen(path, () => { server.off("error", reject); resolve(); });
+      server.listen(path, () => {
+        server.off("error", reject);
+        resolve();
+      });
     } finally {
       process.umask(previous);
     }
@@ -93,7 +103,12 @@ export async function startCniService(options: CniServiceOptions): Promise<CniSe
     }
     const started = now();
     const outcome = await runPlugin({ env: request.env, stdin: request.stdin, deps: options.deps });
-    events.emit({ type: "served", command: request.env.CNI_COMMAND ?? "", exitCode: outcome.exitCode, ms: now() - started });
+    events.emit({
+      type: "served",
+      command: request.env.CNI_COMMAND ?? "",
+      exitCode: outcome.exitCode,
+      ms: now() - started,
+    });
     socket.end(formatResponse(outcome.exitCode, outcome.stdout));
   };
 
@@ -102,7 +117,9 @@ export async function startCniService(options: CniServiceOptions): Promise<CniSe
     connections.add(socket);
     socket.on("close", () => connections.delete(socket));
     socket.on("error", () => undefined); // a shim that went away: nothing to answer
-    socket.setTimeout(REQUEST_READ_TIMEOUT_MS, () => { socket.destroy(); });
+    socket.setTimeout(REQUEST_READ_TIMEOUT_MS, () => {
+      socket.destroy();
+    });
     const chunks: Buffer[] = [];
     let size = 0;
     socket.on("data", (chunk: Buffer) => {
@@ -124,7 +141,11 @@ export async function startCniService(options: CniServiceOptions): Promise<CniSe
   try {
     await mkdir(dirname(options.socketPath), { recursive: true, mode: 0o755 });
   } catch (error) {
-    throw new CniSocketError("IO", `cannot create the directory of --cni-socket ${options.socketPath}: ${(error as { code?: string }).code ?? String(error)}`, { cause: error });
+    throw new CniSocketError(
+      "IO",
+      `cannot create the directory of --cni-socket ${options.socketPath}: ${(error as { code?: string }).code ?? String(error)}`,
+      { cause: error },
+    );
   }
   await removeStale(options.socketPath);
   try {
@@ -132,7 +153,11 @@ export async function startCniService(options: CniServiceOptions): Promise<CniSe
     await chmod(options.socketPath, 0o600);
   } catch (error) {
     server.close();
-    throw new CniSocketError("IO", `cannot listen on --cni-socket ${options.socketPath}: ${(error as { code?: string }).code ?? String(error)}`, { cause: error });
+    throw new CniSocketError(
+      "IO",
+      `cannot listen on --cni-socket ${options.socketPath}: ${(error as { code?: string }).code ?? String(error)}`,
+      { cause: error },
+    );
   }
 
   return {
@@ -140,7 +165,9 @@ export async function startCniService(options: CniServiceOptions): Promise<CniSe
     socketPath: options.socketPath,
     close: async () => {
       await new Promise<void>((resolve) => {
-        server.close(() => { resolve(); });
+        server.close(() => {
+          resolve();
+        });
         for (const socket of connections) socket.destroy();
       });
     },

@@ -18,7 +18,8 @@ export async function findProblems(host: Kernel, pod: Kernel, spec: PodNetworkSp
   if (hostEnd?.kind !== "veth") {
     problems.push(`host veth ${spec.hostVeth} is missing`);
   } else {
-    if (bridge !== undefined && hostEnd.masterIndex !== bridge.index) problems.push(`host veth ${spec.hostVeth} is not attached to ${spec.bridge}`);
+    if (bridge !== undefined && hostEnd.masterIndex !== bridge.index)
+      problems.push(`host veth ${spec.hostVeth} is not attached to ${spec.bridge}`);
     if (!hostEnd.up) problems.push(`host veth ${spec.hostVeth} is down`);
   }
   const podEnd = await pod.getLink(spec.ifname);
@@ -34,7 +35,10 @@ export async function findProblems(host: Kernel, pod: Kernel, spec: PodNetworkSp
   }
   const routes = await pod.listRoutes();
   for (const want of spec.routes) {
-    const found = routes.some((r) => r.dst === want.dst && r.prefixLen === want.prefixLen && r.gateway === spec.gateway && r.oif === podEnd.index);
+    const found = routes.some(
+      (r) =>
+        r.dst === want.dst && r.prefixLen === want.prefixLen && r.gateway === spec.gateway && r.oif === podEnd.index,
+    );
     if (!found) problems.push(`route ${want.dst}/${want.prefixLen} via ${spec.gateway} dev ${spec.ifname} is missing`);
   }
   return problems;

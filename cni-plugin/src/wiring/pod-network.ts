@@ -29,7 +29,11 @@ export interface WiredPod {
 }
 
 /** The bridge exists, is up and carries gateway/len; other addresses of the network on it are from an old lease. */
-export async function ensureBridge(host: Kernel, spec: PodNetworkSpec, inNetwork: (ip: string) => boolean): Promise<LinkInfo> {
+export async function ensureBridge(
+  host: Kernel,
+  spec: PodNetworkSpec,
+  inNetwork: (ip: string) => boolean,
+): Promise<LinkInfo> {
   let bridge = await host.getLink(spec.bridge);
   if (bridge === undefined) {
     try {
@@ -41,7 +45,10 @@ export async function ensureBridge(host: Kernel, spec: PodNetworkSpec, inNetwork
     }
   }
   if (bridge?.kind !== "bridge") {
-    throw new CniError(CniCode.CONFLICT, `${spec.bridge} exists and is not a bridge (kind ${bridge?.kind ?? "none"}): set "bridge" in the config to another name`);
+    throw new CniError(
+      CniCode.CONFLICT,
+      `${spec.bridge} exists and is not a bridge (kind ${bridge?.kind ?? "none"}): set "bridge" in the config to another name`,
+    );
   }
   let hasGateway = false;
   for (const address of await host.listAddresses(bridge.index)) {
@@ -62,7 +69,11 @@ export async function ensureForwarding(host: Kernel): Promise<void> {
 }
 
 /** The veth pair: kept when both ends exist (a repeated ADD), otherwise made anew. */
-export async function ensureVeth(host: Kernel, pod: Kernel, spec: PodNetworkSpec): Promise<{ host: LinkInfo; pod: LinkInfo }> {
+export async function ensureVeth(
+  host: Kernel,
+  pod: Kernel,
+  spec: PodNetworkSpec,
+): Promise<{ host: LinkInfo; pod: LinkInfo }> {
   let hostEnd = await host.getLink(spec.hostVeth);
   let podEnd = await pod.getLink(spec.ifname);
   if (hostEnd !== undefined && (hostEnd.kind !== "veth" || podEnd === undefined)) {
@@ -74,20 +85,35 @@ export async function ensureVeth(host: Kernel, pod: Kernel, spec: PodNetworkSpec
   }
   if (hostEnd === undefined) {
     if (podEnd !== undefined) throw new CniError(CniCode.CONFLICT, `${spec.ifname} already exists in ${spec.netns}`);
-    hostEnd = await host.createVeth({ name: spec.hostVeth, peerName: spec.ifname, mtu: spec.mtu, peerNetns: spec.netns });
+    hostEnd = await host.createVeth({
+      name: spec.hostVeth,
+      peerName: spec.ifname,
+      mtu: spec.mtu,
+      peerNetns: spec.netns,
+    });
     podEnd = await pod.getLink(spec.ifname);
   }
-  if (podEnd === undefined) throw new CniError(CniCode.KERNEL_FAILURE, `${spec.ifname} did not appear in ${spec.netns} after creating the veth pair`);
+  if (podEnd === undefined)
+    throw new CniError(
+      CniCode.KERNEL_FAILURE,
+      `${spec.ifname} did not appear in ${spec.netns} after creating the veth pair`,
+    );
   return { host: hostEnd, pod: podEnd };
 }
 
-export async function setupPod(host: Kernel, pod: Kernel, spec: PodNetworkSpec, inNetwork: (ip: string) => boolean): Promise<WiredPod> {
+export async function setupPod(
+  host: Kernel,
+  pod: Kernel,
+  spec: PodNetworkSpec,
+  inNetwork: (ip: string) => boolean,
+): Promise<WiredPod> {
   const bridge = await ensureBridge(host, spec, inNetwork);
   await ensureForwarding(host);
   const veth = await ensureVeth(host, pod, spec);
 
   if (veth.host.mtu !== spec.mtu) await host.setLink(veth.host.index, { mtu: spec.mtu });
-  if (veth.host.masterIndex !== bridge.index || !veth.host.up) await host.setLink(veth.host.index, { masterIndex: bridge.index, up: true });
+  if (veth.host.masterIndex !== bridge.index || !veth.host.up)
+    await host.setLink(veth.host.index, { masterIndex: bridge.index, up: true });
   // A new bridge port starts with hairpin off.
   if ((veth.host.hairpin ?? false) !== spec.hairpin) await host.setHairpin(veth.host.index, spec.hairpin);
 

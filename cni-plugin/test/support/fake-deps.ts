@@ -48,7 +48,9 @@ export class FakeDeps implements PluginDeps {
 
   podKernel(netns: string): Promise<ReturnType<FakeWorld["kernel"]>> {
     if (!this.world.namespaces.has(netns)) {
-      return Promise.reject(new CniError(CniCode.UNKNOWN_CONTAINER, `CNI_NETNS ${JSON.stringify(netns)} does not exist`));
+      return Promise.reject(
+        new CniError(CniCode.UNKNOWN_CONTAINER, `CNI_NETNS ${JSON.stringify(netns)} does not exist`),
+      );
     }
     return Promise.resolve(this.world.kernel(netns));
   }

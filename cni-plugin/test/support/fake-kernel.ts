@@ -16,7 +16,8 @@ class FakeNamespace {
 
 let nextIndex = 2;
 let macCounter = 0;
-const mac = (): string => `02:00:00:00:${((macCounter >> 8) & 255).toString(16).padStart(2, "0")}:${(macCounter++ & 255).toString(16).padStart(2, "0")}`;
+const mac = (): string =>
+  `02:00:00:00:${((macCounter >> 8) & 255).toString(16).padStart(2, "0")}:${(macCounter++ & 255).toString(16).padStart(2, "0")}`;
 
 export class FakeWorld {
   readonly namespaces = new Map<string, FakeNamespace>([["host", new FakeNamespace()]]);
@@ -80,21 +81,31 @@ class FakeKernel implements port.Kernel {
   }
 
   private add(ns: FakeNamespace, link: Omit<FakeLink, "index">): FakeLink {
-    if ([...ns.links.values()].some((l) => l.name === link.name)) throw new NetlinkError("create link", link.name, "EEXIST");
+    if ([...ns.links.values()].some((l) => l.name === link.name))
+      throw new NetlinkError("create link", link.name, "EEXIST");
     const created: FakeLink = { ...link, index: nextIndex++ };
     ns.links.set(created.index, created);
     return created;
   }
 
   createBridge(spec: port.BridgeSpec): Promise<port.LinkInfo> {
-    return Promise.resolve({ ...this.add(this.ns, { name: spec.name, kind: "bridge", mtu: spec.mtu ?? 1500, mac: spec.mac ?? mac(), up: false }) });
+    return Promise.resolve({
+      ...this.add(this.ns, {
+        name: spec.name,
+        kind: "bridge",
+        mtu: spec.mtu ?? 1500,
+        mac: spec.mac ?? mac(),
+        up: false,
+      }),
+    });
   }
 
   createVeth(spec: port.VethSpec): Promise<port.LinkInfo> {
     const peerNsName = spec.peerNetns ?? this.name;
     const peerNs = this.world.namespaces.get(peerNsName);
     if (peerNs === undefined) return Promise.reject(new NetlinkError("create veth", spec.name, "ENOENT"));
-    if ([...peerNs.links.values()].some((l) => l.name === spec.peerName)) return Promise.reject(new NetlinkError("create veth", spec.peerName, "EEXIST"));
+    if ([...peerNs.links.values()].some((l) => l.name === spec.peerName))
+      return Promise.reject(new NetlinkError("create veth", spec.peerName, "EEXIST"));
     const mtu = spec.mtu ?? 1500;
     const host = this.add(this.ns, { name: spec.name, kind: "veth", mtu, mac: spec.mac ?? mac(), up: false });
     const peer = this.add(peerNs, { name: spec.peerName, kind: "veth", mtu, mac: spec.peerMac ?? mac(), up: false });
@@ -140,7 +151,9 @@ class FakeKernel implements port.Kernel {
   }
 
   listAddresses(index?: number): Promise<port.AddressInfo[]> {
-    return Promise.resolve(this.ns.addresses.filter((a) => index === undefined || a.index === index).map((a) => ({ ...a })));
+    return Promise.resolve(
+      this.ns.addresses.filter((a) => index === undefined || a.index === index).map((a) => ({ ...a })),
+    );
   }
 
   addAddress(address: port.AddressInfo): Promise<void> {
@@ -162,7 +175,15 @@ class FakeKernel implements port.Kernel {
   replaceRoute(route: port.RouteSpec): Promise<void> {
     if (route.oif !== undefined) this.link(route.oif, "replace route");
     this.ns.routes = this.ns.routes.filter((r) => !(r.dst === route.dst && r.prefixLen === route.prefixLen));
-    const info: port.RouteInfo = { dst: route.dst, prefixLen: route.prefixLen, protocol: route.protocol ?? 3, table: 254, scope: "universe", type: "unicast", onlink: false };
+    const info: port.RouteInfo = {
+      dst: route.dst,
+      prefixLen: route.prefixLen,
+      protocol: route.protocol ?? 3,
+      table: 254,
+      scope: "universe",
+      type: "unicast",
+      onlink: false,
+    };
     if (route.gateway !== undefined) info.gateway = route.gateway;
     if (route.oif !== undefined) info.oif = route.oif;
     this.ns.routes.push(info);

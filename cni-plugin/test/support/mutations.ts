@@ -18,8 +18,42 @@ export function seeded(seed: number): Rng {
 
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
 
-const NASTY = ["", "/", "..", ".", "../../etc", "a b", "eth0\n", "x".repeat(300), "a:b", "é", "$(id)", "-1", "\u0000", "veth0", "ok-id_1.2", "lo"];
-const ANY_VALUES: readonly unknown[] = [null, 0, -1, 1.5, 70000, true, false, "", "x", [], {}, [1, "a"], { a: 1 }, "/tmp/../etc", "cni0", 1450];
+const NASTY = [
+  "",
+  "/",
+  "..",
+  ".",
+  "../../etc",
+  "a b",
+  "eth0\n",
+  "x".repeat(300),
+  "a:b",
+  "é",
+  "$(id)",
+  "-1",
+  "\u0000",
+  "veth0",
+  "ok-id_1.2",
+  "lo",
+];
+const ANY_VALUES: readonly unknown[] = [
+  null,
+  0,
+  -1,
+  1.5,
+  70000,
+  true,
+  false,
+  "",
+  "x",
+  [],
+  {},
+  [1, "a"],
+  { a: 1 },
+  "/tmp/../etc",
+  "cni0",
+  1450,
+];
 
 export interface Input {
   env: Record<string, string>;
@@ -42,10 +76,27 @@ export function randomInput(rng: Rng, paths: Paths, safe: boolean): Input {
   const command = pick(rng, ["ADD", "ADD", "ADD", "DEL", "DEL", "CHECK", "GC", "STATUS", "VERSION"]);
   const version = pick(rng, SUPPORTED_VERSIONS);
   const id = `fz${Math.floor(rng() * 1e9).toString(36)}`;
-  const env: Record<string, string> = { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: paths.netns, CNI_IFNAME: "eth0", CNI_PATH: "/usr/lib/cni" };
-  const config: Record<string, unknown> = { cniVersion: version, name: "fuzz", type: "trellis", subnetFile: paths.subnetFile, dataDir: paths.dataDir };
+  const env: Record<string, string> = {
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: id,
+    CNI_NETNS: paths.netns,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: "/usr/lib/cni",
+  };
+  const config: Record<string, unknown> = {
+    cniVersion: version,
+    name: "fuzz",
+    type: "trellis",
+    subnetFile: paths.subnetFile,
+    dataDir: paths.dataDir,
+  };
   if (command === "GC") config["cni.dev/valid-attachments"] = [];
-  if (command === "CHECK") config.prevResult = { cniVersion: version, interfaces: [{ name: "eth0" }], ips: [{ address: "172.30.5.2/24", interface: 0 }] };
+  if (command === "CHECK")
+    config.prevResult = {
+      cniVersion: version,
+      interfaces: [{ name: "eth0" }],
+      ips: [{ address: "172.30.5.2/24", interface: 0 }],
+    };
 
   const envMutations = Math.floor(rng() * 3);
   for (let i = 0; i < envMutations; i += 1) {
@@ -53,15 +104,31 @@ export function randomInput(rng: Rng, paths: Paths, safe: boolean): Input {
     const action = rng();
     if (action < 0.3) Reflect.deleteProperty(env, key);
     else if (key === "CNI_NETNS") env[key] = pick(rng, [...paths.badNetns, "relative", ""]);
-    else if (key === "CNI_ARGS") env[key] = pick(rng, ["IgnoreUnknown=1;X=y", "X=y", "novalue", "K8S_POD_NAME=p", ";;", "="]);
+    else if (key === "CNI_ARGS")
+      env[key] = pick(rng, ["IgnoreUnknown=1;X=y", "X=y", "novalue", "K8S_POD_NAME=p", ";;", "="]);
     else env[key] = pick(rng, NASTY).replaceAll("\u0000", safe ? "" : "\u0000");
   }
   const configMutations = Math.floor(rng() * 3);
   for (let i = 0; i < configMutations; i += 1) {
-    const key = pick(rng, ["cniVersion", "name", "type", "subnetFile", "dataDir", "bridge", "mtu", "hairpinMode", "isDefaultGateway", "ipMasq", "dns", "prevResult", "cni.dev/valid-attachments"]);
+    const key = pick(rng, [
+      "cniVersion",
+      "name",
+      "type",
+      "subnetFile",
+      "dataDir",
+      "bridge",
+      "mtu",
+      "hairpinMode",
+      "isDefaultGateway",
+      "ipMasq",
+      "dns",
+      "prevResult",
+      "cni.dev/valid-attachments",
+    ]);
     const action = rng();
     if (action < 0.3) Reflect.deleteProperty(config, key);
-    else if (safe && (key === "subnetFile" || key === "dataDir")) config[key] = pick(rng, ["relative", "/a/../b", 5, `${paths.dataDir}-other`]);
+    else if (safe && (key === "subnetFile" || key === "dataDir"))
+      config[key] = pick(rng, ["relative", "/a/../b", 5, `${paths.dataDir}-other`]);
     else if (key === "cniVersion") config[key] = pick(rng, ["0.1.0", "2.0.0", "", 1, ...SUPPORTED_VERSIONS]);
     else if (key === "bridge") config[key] = pick(rng, ["a/b", "x".repeat(16), "", 7, "lo", "fzbr0"]);
     else config[key] = pick(rng, ANY_VALUES);
@@ -70,7 +137,7 @@ export function randomInput(rng: Rng, paths: Paths, safe: boolean): Input {
   const textMutation = rng();
   if (textMutation < 0.05) stdin = stdin.slice(0, Math.floor(rng() * stdin.length));
   else if (textMutation < 0.08) stdin = `${stdin.slice(0, 10)}\u0000${stdin.slice(11)}`;
-  else if (textMutation < 0.1) stdin = pick(rng, ["", "null", "[]", "{}", "\"x\"", "{".repeat(5000)]);
+  else if (textMutation < 0.1) stdin = pick(rng, ["", "null", "[]", "{}", '"x"', "{".repeat(5000)]);
   else if (textMutation < 0.11) stdin = JSON.stringify({ ...config, pad: "z".repeat(4 * 1024 * 1024 + 10) });
   return { env, stdin, containerId: env.CNI_CONTAINERID, ifname: env.CNI_IFNAME };
 }

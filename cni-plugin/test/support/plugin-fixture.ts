@@ -7,7 +7,8 @@ import { runStatus } from "../../../lab/src/exec.js";
 import { ipIn, NamespaceSet } from "../../../lab/src/netns.js";
 import { CNI_BIN } from "../../../lab/src/paths.js";
 
-export const SUBNET_ENV = "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
+export const SUBNET_ENV =
+  "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30.5.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
 
 export interface Invocation {
   containerId?: string;
@@ -56,11 +57,22 @@ export class PluginFixture {
   }
 
   config(cniVersion = "1.0.0", extra: Record<string, unknown> = {}): Record<string, unknown> {
-    return { cniVersion, name: "trellis-test", type: "trellis", subnetFile: this.subnetFile, dataDir: this.dataDir, ...extra };
+    return {
+      cniVersion,
+      name: "trellis-test",
+      type: "trellis",
+      subnetFile: this.subnetFile,
+      dataDir: this.dataDir,
+      ...extra,
+    };
   }
 
   async invoke(command: string, inv: Invocation = {}): Promise<Outcome> {
-    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", CNI_COMMAND: command, CNI_PATH: "/usr/lib/cni" };
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      CNI_COMMAND: command,
+      CNI_PATH: "/usr/lib/cni",
+    };
     if (inv.containerId !== undefined) env.CNI_CONTAINERID = inv.containerId;
     if (inv.ifname !== undefined) env.CNI_IFNAME = inv.ifname;
     if (inv.netns !== undefined) env.CNI_NETNS = inv.netns.startsWith("/") ? inv.netns : `/run/netns/${inv.netns}`;
@@ -78,14 +90,31 @@ export class PluginFixture {
   }
 
   /** Exactly this environment (plus PATH) and stdin. */
-  async invokeRaw(env: Record<string, string>, stdin: string): Promise<{ code: number; stdout: string; stderr: string }> {
-    return await runStatus("ip", ["netns", "exec", this.nodeNs, CNI_BIN], { input: stdin, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, timeoutMs: 60_000 });
+  async invokeRaw(
+    env: Record<string, string>,
+    stdin: string,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    return await runStatus("ip", ["netns", "exec", this.nodeNs, CNI_BIN], {
+      input: stdin,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+      timeoutMs: 60_000,
+    });
   }
 
   /** ADD that must succeed; returns the result. */
-  async add(pod: string, containerId = pod, extra: { ifname?: string; version?: string; config?: Record<string, unknown> } = {}): Promise<Record<string, unknown>> {
-    const out = await this.invoke("ADD", { containerId, netns: pod, ifname: extra.ifname ?? "eth0", config: extra.config ?? this.config(extra.version) });
-    if (out.code !== 0 || out.json === undefined) throw new Error(`ADD failed (${out.code}): ${out.stdout} ${out.stderr}`);
+  async add(
+    pod: string,
+    containerId = pod,
+    extra: { ifname?: string; version?: string; config?: Record<string, unknown> } = {},
+  ): Promise<Record<string, unknown>> {
+    const out = await this.invoke("ADD", {
+      containerId,
+      netns: pod,
+      ifname: extra.ifname ?? "eth0",
+      config: extra.config ?? this.config(extra.version),
+    });
+    if (out.code !== 0 || out.json === undefined)
+      throw new Error(`ADD failed (${out.code}): ${out.stdout} ${out.stderr}`);
     return out.json;
   }
 

@@ -70,7 +70,13 @@ const SCOPES: ReadonlyMap<number, RouteScope> = new Map([
   [254, "host"],
   [255, "nowhere"],
 ] as const);
-const SCOPE_NUMBERS: Readonly<Record<RouteScope, number>> = { universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
+const SCOPE_NUMBERS: Readonly<Record<RouteScope, number>> = {
+  universe: 0,
+  site: 200,
+  link: 253,
+  host: 254,
+  nowhere: 255,
+};
 const ROUTE_TYPES: readonly RouteType[] = [
   "unspec",
   "unicast",
@@ -117,6 +123,15 @@ export function routeTypeName(type: number): RouteType {
 
 /** NUD_* bits as the package parses them (an object of flags) → the one state name that matters. */
 export function neighborStateName(state: Readonly<Partial<Record<NeighborState, true>>> | undefined): NeighborState {
-  const order: readonly Exclude<NeighborState, "none">[] = ["permanent", "noarp", "reachable", "stale", "delay", "probe", "failed", "incomplete"];
+  const order: readonly Exclude<NeighborState, "none">[] = [
+    "permanent",
+    "noarp",
+    "reachable",
+    "stale",
+    "delay",
+    "probe",
+    "failed",
+    "incomplete",
+  ];
   return order.find((name) => state?.[name] === true) ?? "none";
 }

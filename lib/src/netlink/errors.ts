@@ -41,7 +41,9 @@ export class NetlinkError extends TrellisError {
     const what = `${operation} ${object}`.trim();
     super(
       denied ? "PERMISSION_DENIED" : "NETLINK",
-      denied ? `${what}: needs root or CAP_NET_ADMIN` : `${what} failed: ${options?.detail ?? describeErrno(errno)} (${errno})`,
+      denied
+        ? `${what}: needs root or CAP_NET_ADMIN`
+        : `${what} failed: ${options?.detail ?? describeErrno(errno)} (${errno})`,
       options,
     );
   }

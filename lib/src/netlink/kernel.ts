@@ -129,7 +129,8 @@ export interface RouteFilter {
   oif?: number;
 }
 
-export type NeighborState = "permanent" | "noarp" | "reachable" | "stale" | "delay" | "probe" | "failed" | "incomplete" | "none";
+export type NeighborState =
+  "permanent" | "noarp" | "reachable" | "stale" | "delay" | "probe" | "failed" | "incomplete" | "none";
 
 export interface NeighborSpec {
   index: number;

@@ -43,16 +43,20 @@ export class NetnsHandle {
       return new NetnsHandle(path, openSync(path, "r"));
     } catch (error) {
       const code = (error as { code?: unknown }).code;
-      if (code === "ENOENT") throw new NetnsError("NOT_FOUND", path, `network namespace ${path} does not exist`, { cause: error });
+      if (code === "ENOENT")
+        throw new NetnsError("NOT_FOUND", path, `network namespace ${path} does not exist`, { cause: error });
       if (code === "EACCES" || code === "EPERM") {
-        throw new NetnsError("PERMISSION_DENIED", path, `opening network namespace ${path} needs root`, { cause: error });
+        throw new NetnsError("PERMISSION_DENIED", path, `opening network namespace ${path} needs root`, {
+          cause: error,
+        });
       }
       throw new NetnsError("IO", path, `cannot open network namespace ${path}: ${String(code)}`, { cause: error });
     }
   }
 
   get fd(): number {
-    if (this.fdOrClosed === undefined) throw new NetnsError("INVALID_ARGUMENT", this.path, `network namespace handle ${this.path} is closed`);
+    if (this.fdOrClosed === undefined)
+      throw new NetnsError("INVALID_ARGUMENT", this.path, `network namespace handle ${this.path} is closed`);
     return this.fdOrClosed;
   }
 
@@ -70,9 +74,18 @@ function setns(fd: number, path: string): void {
     syscallSync(nr, BigInt(fd), CLONE_NEWNET);
   } catch (error) {
     const errno = error instanceof Error ? errnoByMessage(error.message) : undefined;
-    if (errno === "EPERM") throw new NetnsError("PERMISSION_DENIED", path, `entering network namespace ${path} needs root or CAP_SYS_ADMIN`, { cause: error });
-    if (errno === "EINVAL") throw new NetnsError("INVALID_ARGUMENT", path, `${path} is not a network namespace`, { cause: error });
-    throw new NetnsError("IO", path, `entering network namespace ${path} failed: ${errno ?? String(error)}`, { cause: error });
+    if (errno === "EPERM")
+      throw new NetnsError(
+        "PERMISSION_DENIED",
+        path,
+        `entering network namespace ${path} needs root or CAP_SYS_ADMIN`,
+        { cause: error },
+      );
+    if (errno === "EINVAL")
+      throw new NetnsError("INVALID_ARGUMENT", path, `${path} is not a network namespace`, { cause: error });
+    throw new NetnsError("IO", path, `entering network namespace ${path} failed: ${errno ?? String(error)}`, {
+      cause: error,
+    });
   }
 }
 

@@ -2,7 +2,15 @@
 // not complete) come back as undefined and are skipped by the callers.
 import type { Vxlan } from "netlink/dist/rt/ifla.js";
 import type { AddressMessage, LinkMessage, NeighborMessage, RouteMessage } from "netlink/dist/rt/structs.js";
-import { bytesToIpv4, bytesToMac, bytesToPort, enumNumber, neighborStateName, routeTypeName, scopeName } from "./codec.js";
+import {
+  bytesToIpv4,
+  bytesToMac,
+  bytesToPort,
+  enumNumber,
+  neighborStateName,
+  routeTypeName,
+  scopeName,
+} from "./codec.js";
 import type { AddressInfo, FdbEntry, LinkInfo, NeighborInfo, RouteInfo, VxlanInfo } from "./kernel.js";
 import { ifla, rt } from "./package.js";
 

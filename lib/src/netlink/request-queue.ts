@@ -45,7 +45,12 @@ export class RequestQueue {
    * Runs `send` when the socket is free for it (a dump — `exclusive` — waits for everything before it and blocks
    * what comes after); any failure comes back translated, naming the operation and the object.
    */
-  async request<T>(operation: string, object: string, send: (socket: RtNetlinkSocket) => Promise<T>, exclusive = false): Promise<T> {
+  async request<T>(
+    operation: string,
+    object: string,
+    send: (socket: RtNetlinkSocket) => Promise<T>,
+    exclusive = false,
+  ): Promise<T> {
     await this.admit(exclusive);
     try {
       return await this.sendNow(send);

@@ -2,9 +2,29 @@
 // (IFLA_LINKINFO and its data, VETH_INFO_PEER) as Buffers but only offers stream encoders for them, so `nested`
 // renders an encoder's output into the Buffer it expects.
 import type { LinkAttrs } from "netlink/dist/rt/ifla.js";
-import type { Address, AddressAttrs, Link, Neighbor, NeighborAttrs, Route, RouteAttrs, RouteProtocol, RouteScope, RouteType } from "netlink/dist/rt/structs.js";
+import type {
+  Address,
+  AddressAttrs,
+  Link,
+  Neighbor,
+  NeighborAttrs,
+  Route,
+  RouteAttrs,
+  RouteProtocol,
+  RouteScope,
+  RouteType,
+} from "netlink/dist/rt/structs.js";
 import type { StreamData } from "netlink/dist/structs.js";
-import { checkIndex, checkInteger, checkLinkName, ipv4ToBytes, macToBytes, openEnum, portToBytes, scopeNumber } from "./codec.js";
+import {
+  checkIndex,
+  checkInteger,
+  checkLinkName,
+  ipv4ToBytes,
+  macToBytes,
+  openEnum,
+  portToBytes,
+  scopeNumber,
+} from "./codec.js";
 import type { AddressInfo, LinkChanges, RouteSpec, VxlanSpec } from "./kernel.js";
 import { attrs as nl, ifla, rt } from "./package.js";
 import { AF_BRIDGE, AF_INET, BRIDGE_MODE_HAIRPIN, RTNH_F_ONLINK } from "./parse.js";
@@ -46,7 +66,12 @@ export function vxlanInfo(spec: VxlanSpec): StreamData {
 }
 
 /** VETH_INFO_PEER is a whole ifinfomsg plus attributes; IFLA_NET_NS_FD there creates the peer in that namespace. */
-export function vethInfo(peer: { name: string; mtu: number | undefined; mac: string | undefined; netnsFd: number | undefined }): StreamData {
+export function vethInfo(peer: {
+  name: string;
+  mtu: number | undefined;
+  mac: string | undefined;
+  netnsFd: number | undefined;
+}): StreamData {
   const attrs: LinkAttrs = { ifname: checkLinkName(peer.name, "peerName") };
   if (peer.mtu !== undefined) attrs.mtu = peer.mtu;
   if (peer.mac !== undefined) attrs.address = macToBytes(peer.mac, "peerMac");
@@ -82,14 +107,19 @@ export function setLinkMessage(index: number, changes: LinkChanges): { data: Lin
  */
 export function routeMessage(spec: RouteSpec, remove: boolean): { data: Route; attrs: RouteAttrs } {
   const table = checkInteger(spec.table ?? RT_TABLE_MAIN, "table", 1, 0xffffffff);
-  const data: Route = { family: AF_INET, dstLen: checkInteger(spec.prefixLen, "prefixLen", 0, 32), table: table < 256 ? table : 0 };
+  const data: Route = {
+    family: AF_INET,
+    dstLen: checkInteger(spec.prefixLen, "prefixLen", 0, 32),
+    table: table < 256 ? table : 0,
+  };
   const attrs: RouteAttrs = { dst: ipv4ToBytes(spec.dst, "dst"), table };
   if (spec.gateway !== undefined) attrs.gateway = ipv4ToBytes(spec.gateway, "gateway");
   if (spec.oif !== undefined) attrs.oif = checkIndex(spec.oif, "oif");
   if (spec.metric !== undefined) attrs.priority = checkInteger(spec.metric, "metric", 0, 0xffffffff);
   if (remove) {
     data.scope = openEnum<RouteScope>(RT_SCOPE_NOWHERE);
-    if (spec.protocol !== undefined) data.protocol = openEnum<RouteProtocol>(checkInteger(spec.protocol, "protocol", 0, 255));
+    if (spec.protocol !== undefined)
+      data.protocol = openEnum<RouteProtocol>(checkInteger(spec.protocol, "protocol", 0, 255));
   } else {
     data.protocol = openEnum<RouteProtocol>(checkInteger(spec.protocol ?? RTPROT_BOOT, "protocol", 0, 255));
     data.scope = openEnum<RouteScope>(scopeNumber(spec.scope ?? (spec.gateway === undefined ? "link" : "universe")));
@@ -109,11 +139,17 @@ export function describeRoute(route: RouteSpec): string {
 /** IFA_LOCAL and IFA_ADDRESS both carry the address, as `ip addr add` sends them on a non-point-to-point link. */
 export function addressMessage(a: AddressInfo): { data: Address; attrs: AddressAttrs } {
   const ip = ipv4ToBytes(a.address, "address");
-  return { data: { family: AF_INET, prefixlen: checkInteger(a.prefixLen, "prefixLen", 0, 32), index: checkIndex(a.index) }, attrs: { local: ip, address: ip } };
+  return {
+    data: { family: AF_INET, prefixlen: checkInteger(a.prefixLen, "prefixLen", 0, 32), index: checkIndex(a.index) },
+    attrs: { local: ip, address: ip },
+  };
 }
 
 /** An ARP entry; without `mac` (a delete) only the key. Non-permanent entries start as reachable and age. */
-export function neighborMessage(n: { index: number; ip: string; mac?: string; permanent?: boolean }): { data: Neighbor; attrs: NeighborAttrs } {
+export function neighborMessage(n: { index: number; ip: string; mac?: string; permanent?: boolean }): {
+  data: Neighbor;
+  attrs: NeighborAttrs;
+} {
   const data: Neighbor = { family: AF_INET, ifindex: checkIndex(n.index) };
   const attrs: NeighborAttrs = { dst: ipv4ToBytes(n.ip, "ip") };
   if (n.mac !== undefined) {
@@ -124,8 +160,16 @@ export function neighborMessage(n: { index: number; ip: string; mac?: string; pe
 }
 
 /** An FDB entry of the device itself (NTF_SELF), permanent, in the AF_BRIDGE family like `bridge fdb`. */
-export function fdbMessage(entry: { index: number; mac: string; dst?: string }): { data: Neighbor; attrs: NeighborAttrs } {
-  const data: Neighbor = { family: AF_BRIDGE, ifindex: checkIndex(entry.index), state: { permanent: true }, flags: { self: true } };
+export function fdbMessage(entry: { index: number; mac: string; dst?: string }): {
+  data: Neighbor;
+  attrs: NeighborAttrs;
+} {
+  const data: Neighbor = {
+    family: AF_BRIDGE,
+    ifindex: checkIndex(entry.index),
+    state: { permanent: true },
+    flags: { self: true },
+  };
   const attrs: NeighborAttrs = { lladdr: macToBytes(entry.mac, "mac") };
   if (entry.dst !== undefined) attrs.dst = ipv4ToBytes(entry.dst, "dst");
   return { data, attrs };

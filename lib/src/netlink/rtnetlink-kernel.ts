@@ -7,7 +7,15 @@ import { GONE_ERRNOS, NetlinkError, isNetlinkErrno, translateError } from "./err
 import type * as port from "./kernel.js";
 import { NetnsHandle, withNetns } from "./netns.js";
 import { ifla, rtnetlink } from "./package.js";
-import { AF_BRIDGE, AF_INET, addressFromMessage, fdbFromMessage, linkFromMessage, neighborFromMessage, routeFromMessage } from "./parse.js";
+import {
+  AF_BRIDGE,
+  AF_INET,
+  addressFromMessage,
+  fdbFromMessage,
+  linkFromMessage,
+  neighborFromMessage,
+  routeFromMessage,
+} from "./parse.js";
 import { RequestQueue, closedError } from "./request-queue.js";
 import * as req from "./requests.js";
 import { readSysctl, writeSysctl } from "./sysctl.js";
@@ -22,7 +30,8 @@ const { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE } = req;
 export function openKernel(options: { netns?: string } = {}): port.Kernel {
   const netns = options.netns === undefined ? undefined : NetnsHandle.open(options.netns);
   try {
-    const socket = netns === undefined ? rtnetlink.createRtNetlink() : withNetns(netns, () => rtnetlink.createRtNetlink());
+    const socket =
+      netns === undefined ? rtnetlink.createRtNetlink() : withNetns(netns, () => rtnetlink.createRtNetlink());
     return new RtnetlinkKernel(socket, netns);
   } catch (error) {
     netns?.close();
@@ -51,7 +60,11 @@ class RtnetlinkKernel implements port.Kernel {
   }
 
   /** Deletes are idempotent: "already gone" is success. */
-  private async remove(operation: string, object: string, send: (socket: RtNetlinkSocket) => Promise<unknown>): Promise<void> {
+  private async remove(
+    operation: string,
+    object: string,
+    send: (socket: RtNetlinkSocket) => Promise<unknown>,
+  ): Promise<void> {
     try {
       await this.request(operation, object, send);
     } catch (error) {
@@ -81,7 +94,8 @@ class RtnetlinkKernel implements port.Kernel {
     const name = attrs.ifname ?? "";
     await this.request(operation, name, (s) => s.newLink({}, attrs, { flags: NLM_F_CREATE | NLM_F_EXCL }));
     const link = await this.getLink(name);
-    if (link === undefined) throw new NetlinkError(operation, name, "ENODEV", { detail: "the link vanished right after creation" });
+    if (link === undefined)
+      throw new NetlinkError(operation, name, "ENODEV", { detail: "the link vanished right after creation" });
     return link;
   }
 
@@ -110,7 +124,9 @@ class RtnetlinkKernel implements port.Kernel {
 
   async setHairpin(index: number, on: boolean): Promise<void> {
     const attrs = { linkinfo: req.nested(req.hairpinInfo(on)) };
-    await this.request("set hairpin", `${on ? "on" : "off"} for link #${index}`, (s) => s.newLink({ index: checkIndex(index) }, attrs));
+    await this.request("set hairpin", `${on ? "on" : "off"} for link #${index}`, (s) =>
+      s.newLink({ index: checkIndex(index) }, attrs),
+    );
   }
 
   async deleteLink(index: number): Promise<void> {
@@ -119,18 +135,25 @@ class RtnetlinkKernel implements port.Kernel {
 
   async listAddresses(index?: number): Promise<port.AddressInfo[]> {
     const messages = await this.request("list", "addresses", (s) => s.getAddresses({ family: AF_INET }));
-    return messages.map(addressFromMessage).filter(notNull).filter((a) => index === undefined || a.index === index);
+    return messages
+      .map(addressFromMessage)
+      .filter(notNull)
+      .filter((a) => index === undefined || a.index === index);
   }
 
   async addAddress(address: port.AddressInfo): Promise<void> {
     const { data, attrs } = req.addressMessage(address);
     const object = `${address.address}/${address.prefixLen} on link #${address.index}`;
-    await this.request("add address", object, (s) => s.newAddress(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }));
+    await this.request("add address", object, (s) =>
+      s.newAddress(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }),
+    );
   }
 
   async deleteAddress(address: port.AddressInfo): Promise<void> {
     const { data, attrs } = req.addressMessage(address);
-    await this.remove("delete address", `${address.address}/${address.prefixLen} on link #${address.index}`, (s) => s.delAddress(data, attrs));
+    await this.remove("delete address", `${address.address}/${address.prefixLen} on link #${address.index}`, (s) =>
+      s.delAddress(data, attrs),
+    );
   }
 
   async listRoutes(filter: port.RouteFilter = {}): Promise<port.RouteInfo[]> {
@@ -139,13 +162,18 @@ class RtnetlinkKernel implements port.Kernel {
     return messages
       .map(routeFromMessage)
       .filter(notNull)
-      .filter((r) => (table === "all" || r.table === table) && (filter.protocol === undefined || r.protocol === filter.protocol))
+      .filter(
+        (r) =>
+          (table === "all" || r.table === table) && (filter.protocol === undefined || r.protocol === filter.protocol),
+      )
       .filter((r) => filter.oif === undefined || r.oif === filter.oif);
   }
 
   async replaceRoute(route: port.RouteSpec): Promise<void> {
     const { data, attrs } = req.routeMessage(route, false);
-    await this.request("replace route", req.describeRoute(route), (s) => s.newRoute(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }));
+    await this.request("replace route", req.describeRoute(route), (s) =>
+      s.newRoute(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }),
+    );
   }
 
   async deleteRoute(route: port.RouteSpec): Promise<void> {
@@ -155,12 +183,17 @@ class RtnetlinkKernel implements port.Kernel {
 
   async listNeighbors(index?: number): Promise<port.NeighborInfo[]> {
     const messages = await this.request("list", "neighbours", (s) => s.getNeighbors({ family: AF_INET }));
-    return messages.map(neighborFromMessage).filter(notNull).filter((n) => index === undefined || n.index === index);
+    return messages
+      .map(neighborFromMessage)
+      .filter(notNull)
+      .filter((n) => index === undefined || n.index === index);
   }
 
   async replaceNeighbor(n: port.NeighborSpec): Promise<void> {
     const { data, attrs } = req.neighborMessage(n);
-    await this.request("replace neighbour", `${n.ip} on link #${n.index}`, (s) => s.newNeighbor(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }));
+    await this.request("replace neighbour", `${n.ip} on link #${n.index}`, (s) =>
+      s.newNeighbor(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }),
+    );
   }
 
   async deleteNeighbor(n: { index: number; ip: string }): Promise<void> {
@@ -171,12 +204,17 @@ class RtnetlinkKernel implements port.Kernel {
   async listFdb(index?: number): Promise<port.FdbEntry[]> {
     // The legacy FDB dump ignores an ifindex in the ndmsg header, so filtering happens here.
     const messages = await this.request("list", "fdb entries", (s) => s.getNeighbors({ family: AF_BRIDGE }));
-    return messages.map(fdbFromMessage).filter(notNull).filter((f) => index === undefined || f.index === index);
+    return messages
+      .map(fdbFromMessage)
+      .filter(notNull)
+      .filter((f) => index === undefined || f.index === index);
   }
 
   async replaceFdb(entry: port.FdbSpec): Promise<void> {
     const { data, attrs } = req.fdbMessage(entry);
-    await this.request("replace fdb entry", req.describeFdb(entry), (s) => s.newNeighbor(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }));
+    await this.request("replace fdb entry", req.describeFdb(entry), (s) =>
+      s.newNeighbor(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }),
+    );
   }
 
   async deleteFdb(entry: { index: number; mac: string; dst?: string }): Promise<void> {
@@ -219,4 +257,3 @@ class RtnetlinkKernel implements port.Kernel {
     return this.netnsHandle;
   }
 }
-

@@ -53,6 +53,7 @@ function translateFsError(error: unknown, name: string, doing: string): TrellisE
   if (code === "EACCES" || code === "EPERM") {
     return new TrellisError("PERMISSION_DENIED", `${doing} sysctl ${name} needs root`, { cause: error });
   }
-  if (code === "EINVAL") return new TrellisError("INVALID_ARGUMENT", `${doing} sysctl ${name} failed: invalid value`, { cause: error });
+  if (code === "EINVAL")
+    return new TrellisError("INVALID_ARGUMENT", `${doing} sysctl ${name} failed: invalid value`, { cause: error });
   return new TrellisError("IO", `${doing} sysctl ${name} failed: ${String(code)}`, { cause: error });
 }

@@ -7,11 +7,23 @@ import { openEnum } from "./codec.js";
 import type { ChangeAction, KernelEvent, Subscription } from "./kernel.js";
 import { withNetns, type NetnsHandle } from "./netns.js";
 import { rt, rtnetlink } from "./package.js";
-import { AF_BRIDGE, addressFromMessage, fdbFromMessage, linkFromMessage, neighborFromMessage, routeFromMessage } from "./parse.js";
+import {
+  AF_BRIDGE,
+  addressFromMessage,
+  fdbFromMessage,
+  linkFromMessage,
+  neighborFromMessage,
+  routeFromMessage,
+} from "./parse.js";
 
 // Bursts (a node joining with hundreds of peers) must not overflow the queue; the kernel caps this at rmem_max.
 const RECEIVE_BUFFER_BYTES = 4 << 20;
-const GROUPS = [rt.MulticastGroups.LINK, rt.MulticastGroups.IPV4_IFADDR, rt.MulticastGroups.IPV4_ROUTE, rt.MulticastGroups.NEIGH];
+const GROUPS = [
+  rt.MulticastGroups.LINK,
+  rt.MulticastGroups.IPV4_IFADDR,
+  rt.MulticastGroups.IPV4_ROUTE,
+  rt.MulticastGroups.NEIGH,
+];
 
 const ACTIONS: ReadonlyMap<number, ChangeAction> = new Map([
   [rt.MessageType.NEWLINK, "new"],
@@ -66,7 +78,10 @@ export class EventSubscription implements Subscription {
   ) {
     // ref: a live subscription keeps the process running, like a listening server; close() releases it.
     const options = { ref: true, recvBufferSize: RECEIVE_BUFFER_BYTES, sendBufferSize: 0 };
-    const socket = netns === undefined ? rtnetlink.createRtNetlink(options) : withNetns(netns, () => rtnetlink.createRtNetlink(options));
+    const socket =
+      netns === undefined
+        ? rtnetlink.createRtNetlink(options)
+        : withNetns(netns, () => rtnetlink.createRtNetlink(options));
     this.socket = socket;
     try {
       for (const group of GROUPS) socket.addMembership(group);
@@ -80,14 +95,20 @@ export class EventSubscription implements Subscription {
         try {
           event = eventFromMessage(message);
         } catch (error) {
-          event = { type: "overrun", reason: `unparseable notification: ${error instanceof Error ? error.message : String(error)}` };
+          event = {
+            type: "overrun",
+            reason: `unparseable notification: ${error instanceof Error ? error.message : String(error)}`,
+          };
         }
         if (event !== undefined) handler(event);
       }
     });
     // ENOBUFS: the kernel dropped notifications because we read too slowly; only a full resync can recover.
     socket.socket.on("error", (error) => {
-      handler({ type: "overrun", reason: error.code === "ENOBUFS" ? "notifications were dropped (ENOBUFS)" : error.message });
+      handler({
+        type: "overrun",
+        reason: error.code === "ENOBUFS" ? "notifications were dropped (ENOBUFS)" : error.message,
+      });
     });
   }
 

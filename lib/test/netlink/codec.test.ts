@@ -18,14 +18,34 @@ describe("netlink adapter: codec and errors", () => {
   });
 
   it("rejects malformed input with the field name, before anything reaches the kernel", () => {
-    assert.throws(() => ipv4ToBytes("10.244.1.256", "gateway"), (e) => isTrellisError(e, "INVALID_ARGUMENT") && /gateway "10.244.1.256"/.test(e.message));
-    assert.throws(() => macToBytes("0a:58:0a:f4:01", "mac"), (e) => isTrellisError(e, "INVALID_ARGUMENT"));
-    assert.throws(() => routeMessage({ dst: "10.0.0.0", prefixLen: 33 }, false), (e) => isTrellisError(e, "INVALID_ARGUMENT"));
+    assert.throws(
+      () => ipv4ToBytes("10.244.1.256", "gateway"),
+      (e) => isTrellisError(e, "INVALID_ARGUMENT") && /gateway "10.244.1.256"/.test(e.message),
+    );
+    assert.throws(
+      () => macToBytes("0a:58:0a:f4:01", "mac"),
+      (e) => isTrellisError(e, "INVALID_ARGUMENT"),
+    );
+    assert.throws(
+      () => routeMessage({ dst: "10.0.0.0", prefixLen: 33 }, false),
+      (e) => isTrellisError(e, "INVALID_ARGUMENT"),
+    );
   });
 
   it("builds route requests: onlink in rtm_flags, big tables in RTA_TABLE, deletes match any scope", () => {
-    const add = routeMessage({ dst: "10.244.2.0", prefixLen: 24, gateway: "10.244.2.0", oif: 5, onlink: true, protocol: 0x91, table: 1000 }, false);
-    assert.deepEqual(add.data, { family: 2, dstLen: 24, table: 0, protocol: 0x91, scope: 0, type: 1, flags: { __unknown: 4 } });
+    const add = routeMessage(
+      { dst: "10.244.2.0", prefixLen: 24, gateway: "10.244.2.0", oif: 5, onlink: true, protocol: 0x91, table: 1000 },
+      false,
+    );
+    assert.deepEqual(add.data, {
+      family: 2,
+      dstLen: 24,
+      table: 0,
+      protocol: 0x91,
+      scope: 0,
+      type: 1,
+      flags: { __unknown: 4 },
+    });
     assert.equal(add.attrs.table, 1000);
     const device = routeMessage({ dst: "10.244.0.0", prefixLen: 16, oif: 5 }, false);
     assert.equal(device.data.scope, 253, "a route without gateway defaults to scope link");
@@ -37,8 +57,14 @@ describe("netlink adapter: codec and errors", () => {
   it("maps sysctl(8) names to /proc/sys paths", () => {
     assert.equal(sysctlPath("net.ipv4.ip_forward"), "/proc/sys/net/ipv4/ip_forward");
     assert.equal(sysctlPath("net.ipv4.conf.flannel/1.forwarding"), "/proc/sys/net/ipv4/conf/flannel.1/forwarding");
-    assert.throws(() => sysctlPath("net..x"), (e) => isTrellisError(e, "INVALID_ARGUMENT"));
-    assert.throws(() => sysctlPath("net.ipv4.../x"), (e) => isTrellisError(e, "INVALID_ARGUMENT"));
+    assert.throws(
+      () => sysctlPath("net..x"),
+      (e) => isTrellisError(e, "INVALID_ARGUMENT"),
+    );
+    assert.throws(
+      () => sysctlPath("net.ipv4.../x"),
+      (e) => isTrellisError(e, "INVALID_ARGUMENT"),
+    );
   });
 
   it("finds the errno wherever the package or a syscall put it", () => {

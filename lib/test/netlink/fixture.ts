@@ -4,13 +4,21 @@ import { ipIn, type NamespaceSet } from "../../../lab/src/netns.js";
 import type { Kernel, LinkInfo } from "../../src/netlink/kernel.js";
 import { openKernel } from "../../src/netlink/rtnetlink-kernel.js";
 
-export async function namespaceWithVxlan(namespaces: NamespaceSet): Promise<{ ns: string; kernel: Kernel; vxlan: LinkInfo }> {
+export async function namespaceWithVxlan(
+  namespaces: NamespaceSet,
+): Promise<{ ns: string; kernel: Kernel; vxlan: LinkInfo }> {
   const ns = await namespaces.add();
   const kernel = openKernel({ netns: ns });
   await ipIn(ns, "link", "add", "ul0", "type", "veth", "peer", "name", "ul1");
   const underlay = await kernel.getLink("ul0");
   assert.ok(underlay);
-  const vxlan = await kernel.createVxlan({ name: "flannel.1", vni: 1, port: 8472, local: "10.99.0.1", underlayIndex: underlay.index });
+  const vxlan = await kernel.createVxlan({
+    name: "flannel.1",
+    vni: 1,
+    port: 8472,
+    local: "10.99.0.1",
+    underlayIndex: underlay.index,
+  });
   await kernel.setLink(vxlan.index, { up: true });
   return { ns, kernel, vxlan };
 }

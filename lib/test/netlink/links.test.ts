@@ -71,7 +71,10 @@ describe("netlink adapter: links", () => {
     assert.equal(ip.mtu, 1450);
     assert.equal(ip.linkinfo?.info_kind, "vxlan");
     const data = ip.linkinfo.info_data;
-    assert.deepEqual([data?.id, data?.local, data?.link, data?.port, data?.learning], [1, "10.99.0.1", "ul0", 8472, false]);
+    assert.deepEqual(
+      [data?.id, data?.local, data?.link, data?.port, data?.learning],
+      [1, "10.99.0.1", "ul0", 8472, false],
+    );
     assert.deepEqual(await kernel.getLink(created.index), created, "by index as by name");
   });
 
@@ -80,7 +83,10 @@ describe("netlink adapter: links", () => {
     assert.ok(underlay);
     const spec = { name: "vx.dup", vni: 2, port: 8472, local: "10.99.0.1", underlayIndex: underlay.index };
     const link = await kernel.createVxlan(spec);
-    await assert.rejects(kernel.createVxlan(spec), (e) => isNetlinkErrno(e, "EEXIST") && e.code === "NETLINK" && /vx\.dup/.test(e.message));
+    await assert.rejects(
+      kernel.createVxlan(spec),
+      (e) => isNetlinkErrno(e, "EEXIST") && e.code === "NETLINK" && /vx\.dup/.test(e.message),
+    );
     await kernel.deleteLink(link.index);
     await kernel.deleteLink(link.index);
     assert.equal(await kernel.getLink("vx.dup"), undefined);
@@ -91,7 +97,13 @@ describe("netlink adapter: links", () => {
     const bridge = await kernel.createBridge({ name: "cni0", mtu: 1400, mac: "0a:58:0a:f4:01:01" });
     assert.equal(bridge.kind, "bridge");
     assert.equal(bridge.mac, "0a:58:0a:f4:01:01");
-    const veth = await kernel.createVeth({ name: "veth0a", peerName: "eth0", mtu: 1400, peerNetns: `/run/netns/${otherNs}`, peerMac: "0a:58:0a:f4:01:05" });
+    const veth = await kernel.createVeth({
+      name: "veth0a",
+      peerName: "eth0",
+      mtu: 1400,
+      peerNetns: `/run/netns/${otherNs}`,
+      peerMac: "0a:58:0a:f4:01:05",
+    });
     assert.equal(veth.kind, "veth");
     assert.equal(veth.mtu, 1400);
     assert.equal(await kernel.getLink("eth0"), undefined, "the peer is not in our namespace");
@@ -114,7 +126,10 @@ describe("netlink adapter: links", () => {
 
     await kernel.setLink(veth.index, { masterIndex: 0, up: false, mtu: 1350, mac: "0a:58:0a:f4:01:09" });
     link = await kernel.getLink(veth.index);
-    assert.deepEqual([link?.masterIndex, link?.hairpin, link?.up, link?.mtu, link?.mac], [undefined, undefined, false, 1350, "0a:58:0a:f4:01:09"]);
+    assert.deepEqual(
+      [link?.masterIndex, link?.hairpin, link?.up, link?.mtu, link?.mac],
+      [undefined, undefined, false, 1350, "0a:58:0a:f4:01:09"],
+    );
     ip = await ipLink(ns, "veth0a");
     assert.equal(ip.master, undefined);
     assert.ok(!ip.flags.includes("UP"));
@@ -133,12 +148,18 @@ describe("netlink adapter: links", () => {
   });
 
   it("rejects bad names and namespaces with typed errors", async () => {
-    await assert.rejects(kernel.createBridge({ name: "a-name-longer-than-15" }), (e) => isTrellisError(e, "INVALID_ARGUMENT"));
-    await assert.rejects(kernel.createVeth({ name: "vethx", peerName: "eth9", peerNetns: "/run/netns/no-such-ns-here" }), (e) =>
-      isTrellisError(e, "NOT_FOUND"),
+    await assert.rejects(kernel.createBridge({ name: "a-name-longer-than-15" }), (e) =>
+      isTrellisError(e, "INVALID_ARGUMENT"),
+    );
+    await assert.rejects(
+      kernel.createVeth({ name: "vethx", peerName: "eth9", peerNetns: "/run/netns/no-such-ns-here" }),
+      (e) => isTrellisError(e, "NOT_FOUND"),
     );
     assert.equal(await kernel.getLink("vethx"), undefined, "nothing half-created");
-    assert.throws(() => openKernel({ netns: "no-such-ns-here" }), (e) => isTrellisError(e, "NOT_FOUND") && /\/run\/netns\/no-such-ns-here/.test(e.message));
+    assert.throws(
+      () => openKernel({ netns: "no-such-ns-here" }),
+      (e) => isTrellisError(e, "NOT_FOUND") && /\/run\/netns\/no-such-ns-here/.test(e.message),
+    );
   });
 
   it("keeps two kernels in two namespaces apart", async () => {
@@ -160,6 +181,9 @@ describe("netlink adapter: links", () => {
     k.close();
     k.close();
     await assert.rejects(k.listLinks(), (e) => isNetlinkErrno(e, "EBADF"));
-    assert.throws(() => k.watch(() => undefined), (e) => isNetlinkErrno(e, "EBADF"));
+    assert.throws(
+      () => k.watch(() => undefined),
+      (e) => isNetlinkErrno(e, "EBADF"),
+    );
   });
 });

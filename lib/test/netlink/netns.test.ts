@@ -48,9 +48,18 @@ describe("netlink adapter: namespaces and sysctl", () => {
   });
 
   it("reports a missing namespace as NOT_FOUND and a non-network namespace as INVALID_ARGUMENT", () => {
-    assert.throws(() => withNetns("/run/netns/absent-ns", () => 1), (e) => isTrellisError(e, "NOT_FOUND"));
-    assert.throws(() => withNetns("/proc/thread-self/ns/uts", () => 1), (e) => isTrellisError(e, "INVALID_ARGUMENT"));
-    assert.throws(() => openKernel({ netns: "/run/netns/absent-ns" }), (e) => isTrellisError(e, "NOT_FOUND"));
+    assert.throws(
+      () => withNetns("/run/netns/absent-ns", () => 1),
+      (e) => isTrellisError(e, "NOT_FOUND"),
+    );
+    assert.throws(
+      () => withNetns("/proc/thread-self/ns/uts", () => 1),
+      (e) => isTrellisError(e, "INVALID_ARGUMENT"),
+    );
+    assert.throws(
+      () => openKernel({ netns: "/run/netns/absent-ns" }),
+      (e) => isTrellisError(e, "NOT_FOUND"),
+    );
   });
 
   it("reads and writes sysctls of its own namespace only (root namespace untouched)", async () => {
@@ -66,7 +75,11 @@ describe("netlink adapter: namespaces and sysctl", () => {
     assert.equal((await inNetns(a, "cat", ["/proc/sys/net/ipv4/ip_forward"])).stdout.trim(), "0");
     await ka.setSysctl("net.ipv4.ip_forward", "1");
     assert.equal(await kb.getSysctl("net.ipv4.ip_forward"), bBefore, "the other namespace is unchanged");
-    assert.equal(readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim(), rootBefore, "the root namespace is unchanged");
+    assert.equal(
+      readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim(),
+      rootBefore,
+      "the root namespace is unchanged",
+    );
   });
 
   it("addresses per-interface sysctls of dotted interface names with sysctl(8)'s '/'", async () => {
@@ -88,7 +101,11 @@ describe("netlink adapter: namespaces and sysctl", () => {
       finally { kernel.close(); }`;
     const result = await nodeIn(a, script, ["setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin"]);
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(JSON.parse(result.stdout), { code: "PERMISSION_DENIED", errno: "EPERM", message: "create bridge br-denied: needs root or CAP_NET_ADMIN" });
+    assert.deepEqual(JSON.parse(result.stdout), {
+      code: "PERMISSION_DENIED",
+      errno: "EPERM",
+      message: "create bridge br-denied: needs root or CAP_NET_ADMIN",
+    });
   });
 
   it("lets the process exit once subscriptions are closed (no lingering handles)", async () => {

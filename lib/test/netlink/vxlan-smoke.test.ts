@@ -41,7 +41,14 @@ async function addPeer(node: Node, peer: Node): Promise<void> {
   const gateway = `10.244.${peer.n}.0`;
   const peerMac = peer.vxlan.mac;
   assert.ok(peerMac !== undefined);
-  await node.kernel.replaceRoute({ dst: gateway, prefixLen: 24, gateway, oif: node.vxlan.index, onlink: true, protocol: OURS });
+  await node.kernel.replaceRoute({
+    dst: gateway,
+    prefixLen: 24,
+    gateway,
+    oif: node.vxlan.index,
+    onlink: true,
+    protocol: OURS,
+  });
   await node.kernel.replaceNeighbor({ index: node.vxlan.index, ip: gateway, mac: peerMac, permanent: true });
   await node.kernel.replaceFdb({ index: node.vxlan.index, mac: peerMac, dst: peer.underlayIp });
 }
@@ -63,7 +70,10 @@ describe("netlink adapter: two-node VXLAN smoke test", () => {
   it("pings from node 1's pod network to node 2's through the tunnel", async () => {
     const ns1 = await namespaces.add();
     const ns2 = await namespaces.add();
-    await namespaces.link({ ns: ns1, ifname: "ul0", cidr: "10.99.0.1/24" }, { ns: ns2, ifname: "ul0", cidr: "10.99.0.2/24" });
+    await namespaces.link(
+      { ns: ns1, ifname: "ul0", cidr: "10.99.0.1/24" },
+      { ns: ns2, ifname: "ul0", cidr: "10.99.0.2/24" },
+    );
     const k1 = openKernel({ netns: ns1 });
     const k2 = openKernel({ netns: ns2 });
     kernels.push(k1, k2);

@@ -19,7 +19,11 @@ class EventLog {
     for (const listener of this.listeners) listener();
   };
 
-  waitFor(from: number, match: (event: KernelEvent) => boolean, timeoutMs = 1000): Promise<{ event: KernelEvent; ms: number }> {
+  waitFor(
+    from: number,
+    match: (event: KernelEvent) => boolean,
+    timeoutMs = 1000,
+  ): Promise<{ event: KernelEvent; ms: number }> {
     const started = Date.now();
     return new Promise((resolve, reject) => {
       const check = (): void => {
@@ -65,12 +69,25 @@ describe("netlink adapter: change events", () => {
   });
 
   it("reports a route deleted by hand", async () => {
-    await kernel.replaceRoute({ dst: "10.244.2.0", prefixLen: 24, gateway: "10.244.2.0", oif: vxlan.index, onlink: true, protocol: OURS });
+    await kernel.replaceRoute({
+      dst: "10.244.2.0",
+      prefixLen: 24,
+      gateway: "10.244.2.0",
+      oif: vxlan.index,
+      onlink: true,
+      protocol: OURS,
+    });
     const from = log.events.length;
     await ipIn(ns, "route", "del", "10.244.2.0/24");
-    const { event, ms } = await log.waitFor(from, (e) => e.type === "route" && e.action === "del" && e.route.dst === "10.244.2.0");
+    const { event, ms } = await log.waitFor(
+      from,
+      (e) => e.type === "route" && e.action === "del" && e.route.dst === "10.244.2.0",
+    );
     assert.ok(event.type === "route");
-    assert.deepEqual([event.route.protocol, event.route.gateway, event.route.oif, event.route.onlink], [OURS, "10.244.2.0", vxlan.index, true]);
+    assert.deepEqual(
+      [event.route.protocol, event.route.gateway, event.route.oif, event.route.onlink],
+      [OURS, "10.244.2.0", vxlan.index, true],
+    );
     assert.ok(ms < 1000);
   });
 

@@ -26,14 +26,20 @@ export function registerNetwork(program: Command): void {
   const network = program
     .command("network")
     .description("show or write the network config in etcd")
-    .addHelpText("after", "\nExamples:\n  trellis-agent network set --network 172.30.0.0/16\n  trellis-agent network show");
+    .addHelpText(
+      "after",
+      "\nExamples:\n  trellis-agent network set --network 172.30.0.0/16\n  trellis-agent network show",
+    );
 
   addEtcdOptions(
     network
       .command("set")
       .description("validate and write the network config (flannel's JSON format)")
       .requiredOption("--network <cidr>", "the pod network, e.g. 172.30.0.0/16", "172.30.0.0/16")
-      .option("--subnet-len <bits>", "prefix length of each node's subnet (default: 24, or network+2 for small networks)")
+      .option(
+        "--subnet-len <bits>",
+        "prefix length of each node's subnet (default: 24, or network+2 for small networks)",
+      )
       .option("--subnet-min <ip>", "first subnet that may be leased (default: the second subnet)")
       .option("--subnet-max <ip>", "last subnet that may be leased (default: the last subnet)")
       .addOption(new Option("--backend <type>", "dataplane backend").choices(["vxlan", "host-gw"]).default("vxlan"))
@@ -41,7 +47,10 @@ export function registerNetwork(program: Command): void {
       .option("--port <port>", "VXLAN UDP port (default 8472)")
       .option("--direct-routing", "vxlan: route directly to peers on the same L2 network"),
   )
-    .addHelpText("after", "\nExamples:\n  trellis-agent network set --network 172.30.0.0/16\n  trellis-agent network set --network 10.244.0.0/16 --backend host-gw\n  trellis-agent network set --network 172.30.0.0/16 --vni 42 --direct-routing")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  trellis-agent network set --network 172.30.0.0/16\n  trellis-agent network set --network 10.244.0.0/16 --backend host-gw\n  trellis-agent network set --network 172.30.0.0/16 --vni 42 --direct-routing",
+    )
     .action(async (flags: SetFlags) => {
       const backend: Record<string, unknown> = { Type: flags.backend };
       if (flags.vni !== undefined) backend.VNI = numeric(flags.vni);
@@ -57,7 +66,10 @@ export function registerNetwork(program: Command): void {
 
   addEtcdOptions(network.command("show").description("print the network config with its defaults filled in"))
     .option("--raw", "print the stored text as is, without validating it")
-    .addHelpText("after", "\nExamples:\n  trellis-agent network show\n  trellis-agent network show --raw --etcd-prefix /coreos.com/network")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  trellis-agent network show\n  trellis-agent network show --raw --etcd-prefix /coreos.com/network",
+    )
     .action(async (flags: EtcdFlags & { raw?: boolean }) => {
       const text = await withRegistry(flags, async ({ registry, prefix }) => {
         if (flags.raw === true) return (await registry.getNetworkConfig()) ?? "";

@@ -25,10 +25,16 @@ export function registerLeaseAdmin(program: Command): void {
     .addHelpText("after", "\nExamples:\n  trellis-agent reserve 172.30.5.0/24 --public-ip 10.0.0.12")
     .action(async (text: string, flags: EtcdFlags & { publicIp: string }) => {
       const subnet = subnetArg(text);
-      if (!isIpv4(flags.publicIp)) throw new InvalidArgumentError("--public-ip", flags.publicIp, "must be an IPv4 address");
+      if (!isIpv4(flags.publicIp))
+        throw new InvalidArgumentError("--public-ip", flags.publicIp, "must be an IPv4 address");
       const outcome = await withRegistry(flags, async ({ registry, prefix }) =>
-        reserveSubnet(registry, await readNetworkConfig(registry, prefix), subnet, flags.publicIp));
-      const verb = { created: "reserved", converted: "converted the node's lease into a reservation:", unchanged: "already reserved:" }[outcome];
+        reserveSubnet(registry, await readNetworkConfig(registry, prefix), subnet, flags.publicIp),
+      );
+      const verb = {
+        created: "reserved",
+        converted: "converted the node's lease into a reservation:",
+        unchanged: "already reserved:",
+      }[outcome];
       process.stdout.write(`${verb} ${formatCidr(subnet)} for ${flags.publicIp}\n`);
     });
 
@@ -45,15 +51,25 @@ export function registerLeaseAdmin(program: Command): void {
       process.stdout.write(`unreserved ${formatCidr(subnet)}\n`);
     });
 
-  addNodeOptions(addEtcdOptions(program.command("leave").description("release this node's lease (decommission); reservations are kept")))
-    .addHelpText("after", "\nExamples:\n  trellis-agent leave\n  trellis-agent leave --public-ip 10.0.0.12   # on behalf of a dead node")
+  addNodeOptions(
+    addEtcdOptions(
+      program.command("leave").description("release this node's lease (decommission); reservations are kept"),
+    ),
+  )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  trellis-agent leave\n  trellis-agent leave --public-ip 10.0.0.12   # on behalf of a dead node",
+    )
     .action(async (flags: EtcdFlags & NodeFlags) => {
       const publicIp = await detectPublicIp(flags);
       const outcome = await withRegistry(flags, ({ registry }) => leaveNetwork(registry, publicIp));
       for (const subnet of outcome.released) process.stdout.write(`released ${formatCidr(subnet)} (${publicIp})\n`);
       for (const subnet of outcome.keptReservations) {
-        process.stdout.write(`kept reservation ${formatCidr(subnet)} for ${publicIp} (remove it with \`trellis-agent unreserve ${formatCidr(subnet)}\`)\n`);
+        process.stdout.write(
+          `kept reservation ${formatCidr(subnet)} for ${publicIp} (remove it with \`trellis-agent unreserve ${formatCidr(subnet)}\`)\n`,
+        );
       }
-      if (outcome.released.length === 0 && outcome.keptReservations.length === 0) process.stdout.write(`no lease names ${publicIp}\n`);
+      if (outcome.released.length === 0 && outcome.keptReservations.length === 0)
+        process.stdout.write(`no lease names ${publicIp}\n`);
     });
 }

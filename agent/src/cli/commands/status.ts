@@ -2,10 +2,24 @@
 // each peer's route is programmed here.
 import { get } from "node:http";
 import { Option, type Command } from "commander";
-import { collectLeaseRows, formatLeaseJson, formatLeaseTable, withLocalView, type LocalAgent, type LocalPeerView } from "../../status/subnet-listing.js";
+import {
+  collectLeaseRows,
+  formatLeaseJson,
+  formatLeaseTable,
+  withLocalView,
+  type LocalAgent,
+  type LocalPeerView,
+} from "../../status/subnet-listing.js";
 import { withRegistry } from "../context.js";
 import { detectPublicIp, subnetFromFile } from "../identity.js";
-import { addEtcdOptions, addHealthzOptions, addNodeOptions, type EtcdFlags, type HealthzFlags, type NodeFlags } from "../options.js";
+import {
+  addEtcdOptions,
+  addHealthzOptions,
+  addNodeOptions,
+  type EtcdFlags,
+  type HealthzFlags,
+  type NodeFlags,
+} from "../options.js";
 
 interface StatusFlags extends EtcdFlags, NodeFlags, HealthzFlags {
   output: "table" | "json";
@@ -28,7 +42,9 @@ function getJson(url: string, timeoutMs: number): Promise<unknown> {
     const request = get(url, { timeout: timeoutMs }, (response) => {
       let text = "";
       response.setEncoding("utf8");
-      response.on("data", (chunk: string) => { text += chunk; });
+      response.on("data", (chunk: string) => {
+        text += chunk;
+      });
       response.on("end", () => {
         try {
           resolve(JSON.parse(text));
@@ -37,13 +53,19 @@ function getJson(url: string, timeoutMs: number): Promise<unknown> {
         }
       });
     });
-    request.on("timeout", () => { request.destroy(new Error(`no answer within ${timeoutMs} ms`)); });
-    request.on("error", (error: NodeJS.ErrnoException) => { reject(new Error(error.code ?? error.message)); });
+    request.on("timeout", () => {
+      request.destroy(new Error(`no answer within ${timeoutMs} ms`));
+    });
+    request.on("error", (error: NodeJS.ErrnoException) => {
+      reject(new Error(error.code ?? error.message));
+    });
   });
 }
 
 /** Asks the local agent's /status; never throws (an unreachable agent is part of the answer). */
-async function askLocalAgent(flags: HealthzFlags): Promise<{ local: LocalAgent; peers: LocalPeerView[] | undefined } | undefined> {
+async function askLocalAgent(
+  flags: HealthzFlags,
+): Promise<{ local: LocalAgent; peers: LocalPeerView[] | undefined } | undefined> {
   if (flags.healthzPort === "0") return undefined;
   const host = flags.healthzIp === "0.0.0.0" ? "127.0.0.1" : flags.healthzIp;
   const url = `http://${host}:${flags.healthzPort}`;
@@ -53,14 +75,28 @@ async function askLocalAgent(flags: HealthzFlags): Promise<{ local: LocalAgent; 
     const peers = Array.isArray(body.peers) ? (body.peers as LocalPeerView[]) : undefined;
     return { local: { url, reachable: true, ready: body.readiness?.ready === true, reasons }, peers };
   } catch (error) {
-    return { local: { url, reachable: false, error: error instanceof Error ? error.message : String(error) }, peers: undefined };
+    return {
+      local: { url, reachable: false, error: error instanceof Error ? error.message : String(error) },
+      peers: undefined,
+    };
   }
 }
 
 export function registerStatus(program: Command): void {
-  addHealthzOptions(addNodeOptions(addEtcdOptions(program.command("status").description("list every node's subnet lease (* marks this node) and this node's view of them"))))
+  addHealthzOptions(
+    addNodeOptions(
+      addEtcdOptions(
+        program
+          .command("status")
+          .description("list every node's subnet lease (* marks this node) and this node's view of them"),
+      ),
+    ),
+  )
     .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
-    .addHelpText("after", "\nExamples:\n  trellis-agent status\n  trellis-agent status -o json | jq '.leases[] | select(.self)'\n  TRELLIS_ETCD_ENDPOINTS=https://10.0.0.1:2379 trellis-agent status --etcd-cafile ca.pem")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  trellis-agent status\n  trellis-agent status -o json | jq '.leases[] | select(.self)'\n  TRELLIS_ETCD_ENDPOINTS=https://10.0.0.1:2379 trellis-agent status --etcd-cafile ca.pem",
+    )
     .action(async (flags: StatusFlags) => {
       // Identity is best effort: status also runs on machines that are not nodes.
       const publicIp = await detectPublicIp(flags).catch(() => undefined);
@@ -70,6 +106,8 @@ export function registerStatus(program: Command): void {
         askLocalAgent(flags),
       ]);
       const merged = withLocalView(rows, agent?.peers);
-      process.stdout.write(flags.output === "json" ? formatLeaseJson(merged, agent?.local) : formatLeaseTable(merged, agent?.local));
+      process.stdout.write(
+        flags.output === "json" ? formatLeaseJson(merged, agent?.local) : formatLeaseTable(merged, agent?.local),
+      );
     });
 }

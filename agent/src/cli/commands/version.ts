@@ -10,6 +10,10 @@ export function registerVersion(program: Command): void {
     .addHelpText("after", "\nExamples:\n  trellis-agent version\n  trellis-agent version -o json")
     .action((flags: { output: string }) => {
       const info = { version: VERSION, node: process.versions.node, platform: `${process.platform}/${process.arch}` };
-      process.stdout.write(flags.output === "json" ? `${JSON.stringify(info)}\n` : `trellis-agent ${info.version} (node ${info.node}, ${info.platform})\n`);
+      process.stdout.write(
+        flags.output === "json"
+          ? `${JSON.stringify(info)}\n`
+          : `trellis-agent ${info.version} (node ${info.node}, ${info.platform})\n`,
+      );
     });
 }
