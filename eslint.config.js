@@ -1,9 +1,10 @@
-// One lint config for the whole repo: typescript-eslint's type-aware rules plus our layering rules.
+// One lint config for the whole repo: typescript-eslint's type-aware rules plus our layering rules (eslint/layering.js).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import { layering } from "./eslint/layering.js";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "**/*.js", "!eslint.config.js"] },
+  { ignores: ["dist/", "node_modules/", "**/*.js", "!eslint.config.js", "!eslint/*.js"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
@@ -13,11 +14,6 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/no-extraneous-class": "off",
       "@typescript-eslint/no-unnecessary-condition": ["error", { allowConstantLoopConditions: true }],
-      "no-console": "error",
-      "no-restricted-properties": [
-        "error",
-        { object: "process", property: "exit", message: "Only entry points exit." },
-      ],
       // The agent runs V8 in lite mode, without WebAssembly, which fetch()'s HTTP parser needs (decision 0007).
       "no-restricted-globals": [
         "error",
@@ -25,11 +21,8 @@ export default tseslint.config(
       ],
     },
   },
-  {
-    // Entry points are the only places that talk to the console or exit (DEVELOPERS.md).
-    files: ["agent/src/cli/**", "cni-plugin/src/main.ts", "scripts/**", "lab/**", "test/**", "**/test/**"],
-    rules: { "no-console": "off", "no-restricted-properties": "off" },
-  },
+  // Entry points, adapters and the core: who may log, exit, do I/O and import whom.
+  ...layering,
   {
     files: ["**/test/**", "test/**"],
     rules: {
@@ -37,5 +30,5 @@ export default tseslint.config(
       "@typescript-eslint/no-floating-promises": "error",
     },
   },
-  { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
+  { files: ["eslint.config.js", "eslint/*.js"], ...tseslint.configs.disableTypeChecked },
 );

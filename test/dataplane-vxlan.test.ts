@@ -166,7 +166,12 @@ describe("dataplane: vxlan (3 nodes)", function () {
     await run("ip", ["netns", "exec", ns(1), "nft", "delete", "table", "ip", "trellis"]);
     const ms = await timeUntil("rules back", async () => (await nftTable(ns(1))) !== undefined, 5000);
     assert.ok(ms < 2500, `rules re-installed after ${Math.round(ms)} ms`);
-    assert.match(await fixture.lab.agentLog(1), /masquerade rules were changed or removed; re-installed/);
+    // The agent logs after its transaction is committed, so the table can be seen a moment before the line.
+    await timeUntil(
+      "repair logged",
+      async () => /masquerade rules were changed or removed; re-installed/.test(await fixture.lab.agentLog(1)),
+      2000,
+    );
   });
 
   it("an agent restart keeps subnet and VTEP MAC and does not drop a continuous ping", async () => {

@@ -108,6 +108,13 @@ describe("e2e failures: vxlan, 3 nodes", function () {
     );
     assert.match(await lab.agentLog(2), /lease lost, re-acquiring subnet=.* reason=deleted/);
     assert.equal(await subnetOf(lab, 2), subnet);
+    // The peers saw the key go and come back; the key being back in etcd says nothing yet about their kernels
+    // (watch delivery, debounce, a pass), so wait for the route on every peer before the single-ping matrix.
+    await Promise.all(
+      [1, 3].map((i) =>
+        timeUntil(`n${i} routes it again`, async () => (await ourRoutes(ns(i))).some((r) => r.dst === subnet), 5000),
+      ),
+    );
     await allPodsReach(lab);
   });
 

@@ -35,9 +35,19 @@ describe("observability: /healthz, /readyz, /metrics, status, logs", function ()
       async () => (await httpGetIn(node.ns, "http://127.0.0.1:9808/healthz")).status === 200,
       15_000,
     );
+    assert.equal((await readyz(node.index)).status, 503);
+    // The root cause alone, not the five parts that wait for it (once the first request to etcd has failed).
+    await timeUntil(
+      "the cause named",
+      async () =>
+        /^network config at \/coreos\.com\/network\/config cannot be read: etcd is unreachable at /.test(
+          (await readyz(node.index)).reasons[0] ?? "",
+        ),
+      15_000,
+    );
     const before = await readyz(node.index);
     assert.equal(before.status, 503);
-    assert.ok(before.reasons.includes("no subnet lease held"), before.reasons.join("; "));
+    assert.equal(before.reasons.length, 1, before.reasons.join("; "));
     await lab.startEtcdAgain();
     await timeUntil("ready after the lease", async () => (await readyz(node.index)).status === 200, 30_000);
 
@@ -176,6 +186,16 @@ describe("observability: /healthz, /readyz, /metrics, status, logs", function ()
       assert.deepEqual(config["subnet-lease-ttl"], { value: "2h", source: "flag" });
       assert.deepEqual(config["ip-masq"], { value: false, source: "config" });
       assert.deepEqual(config["subnet-file"], { value: "/run/flannel/subnet.env", source: "default" });
+
+      // The same file serves the other commands: `status` skips run's keys and uses the ones it has.
+      await writeFile(
+        file,
+        JSON.stringify({ "etcd-endpoints": "http://127.0.0.1:1", iface: "eth7", "ip-masq": false }),
+      );
+      const status = await runStatus(AGENT_BIN, ["status", "--config", file]);
+      assert.notEqual(status.code, 2, status.stderr);
+      assert.doesNotMatch(status.stderr, /is not an option/);
+      assert.match(status.stderr, /127\.0\.0\.1:1/, "the file's etcd endpoint was used");
 
       await writeFile(file, JSON.stringify({ "etcd-endpoint": "http://10.9.9.9:2379" }));
       const unknown = await runStatus(AGENT_BIN, ["run", "--config", file, "--print-config"]);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatCidr, parseCidr, type Cidr } from "../../lib/src/ipv4.js";
+import { formatCidr, parseCidr, type Cidr } from "#lib/ipv4.js";
 import { validateNetworkConfig } from "../src/config/network-config.js";
 import { chooseSubnet, RANDOM_WINDOW } from "../src/lease/allocate.js";
 import type { StoredLease } from "../src/lease/registry.js";

@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
-import { parseCidr, type Cidr } from "../../lib/src/ipv4.js";
+import { parseCidr, type Cidr } from "#lib/ipv4.js";
 import { validateNetworkConfig } from "../src/config/network-config.js";
-import {
-  desiredState,
-  directlyReachable,
-  TRELLIS_ROUTE_PROTOCOL,
-  type DesiredInput,
-  type UnderlayLink,
-} from "../src/dataplane/desired.js";
+import { backendFor } from "../src/dataplane/backends/registry.js";
+import { desiredState, type DesiredInput } from "../src/dataplane/desired.js";
+import { TRELLIS_ROUTE_PROTOCOL } from "../src/dataplane/marks.js";
+import { directlyReachable, type UnderlayLink } from "../src/dataplane/underlay.js";
 import type { Peer } from "../src/lease/peers.js";
 
 const cidr = (text: string): Cidr => parseCidr(text)!;
@@ -26,7 +23,7 @@ const peer = (subnet: string, publicIp: string, extra: Partial<Peer["attrs"]> = 
 
 function input(network: Record<string, unknown>, peers: Peer[], deviceIndex: number | undefined = 7): DesiredInput {
   return {
-    backend: validateNetworkConfig({ Network: "172.30.0.0/16", Backend: network }).backend,
+    backend: backendFor(validateNetworkConfig({ Network: "172.30.0.0/16", Backend: network }).backend),
     deviceName: "flannel.1",
     underlay,
     own: { subnet: cidr("172.30.5.0/24"), vtepMac: "02:00:00:00:00:0b" },

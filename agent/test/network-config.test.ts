@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { InvalidConfigError } from "../../lib/src/errors.js";
-import { formatIpv4 } from "../../lib/src/ipv4.js";
+import { InvalidConfigError } from "#lib/errors.js";
+import { formatIpv4 } from "#lib/ipv4.js";
+import { parseIpv6 } from "#lib/ipv6.js";
 import {
   formatNetworkConfig,
   parseNetworkConfig,
@@ -49,6 +50,77 @@ describe("network config", () => {
       Backend: { Type: "host-gw" },
     });
     assert.deepEqual(parseNetworkConfig(text), parseNetworkConfig(text));
+  });
+
+  it("fills in flannel's IPv6 defaults: /64 subnets, the first skipped, up to the last", () => {
+    const config = validateNetworkConfig({ Network: "172.30.0.0/16", EnableIPv6: true, IPv6Network: "fd30::/56" });
+    const v6 = config.ipv6 ?? assert.fail("no IPv6 pool");
+    assert.equal(v6.subnetLen, 64);
+    assert.equal(v6.subnetMin, parseIpv6("fd30:0:0:1::"));
+    assert.equal(v6.subnetMax, parseIpv6("fd30:0:0:ff::"));
+    assert.equal(
+      validateNetworkConfig({ Network: "10.0.0.0/16", EnableIPv6: true, IPv6Network: "fd30::/62" }).ipv6?.subnetLen,
+      64,
+    );
+    assert.equal(
+      validateNetworkConfig({ Network: "10.0.0.0/16", EnableIPv6: true, IPv6Network: "fd30::/96" }).ipv6?.subnetLen,
+      98,
+    );
+    assert.equal(config.enableIPv4, true);
+    assert.equal(
+      validateNetworkConfig({ Network: "10.0.0.0/16", IPv6Network: "fd30::/56" }).ipv6,
+      undefined,
+      "only with EnableIPv6",
+    );
+    assert.equal(validateNetworkConfig({ Network: "10.0.0.0/16", EnableIPv6: false }).ipv6, undefined);
+  });
+
+  it("round-trips a dual-stack config through flannel's JSON, and a v4 one without any IPv6 field", () => {
+    const text = formatNetworkConfig(
+      validateNetworkConfig({
+        Network: "172.30.0.0/16",
+        EnableIPv4: true,
+        EnableIPv6: true,
+        IPv6Network: "fd30:0000::/56",
+        IPv6SubnetMin: "fd30:0:0:10::",
+      }),
+    );
+    assert.deepEqual(JSON.parse(text), {
+      Network: "172.30.0.0/16",
+      SubnetLen: 24,
+      SubnetMin: "172.30.1.0",
+      SubnetMax: "172.30.255.0",
+      EnableIPv6: true,
+      IPv6Network: "fd30::/56",
+      IPv6SubnetLen: 64,
+      IPv6SubnetMin: "fd30:0:0:10::",
+      IPv6SubnetMax: "fd30:0:0:ff::",
+      Backend: { Type: "vxlan", VNI: 1, Port: 8472, DirectRouting: false },
+    });
+    assert.deepEqual(parseNetworkConfig(text), parseNetworkConfig(text));
+    assert.ok(!formatNetworkConfig(parseNetworkConfig('{"Network":"10.0.0.0/16"}')).includes("IPv6"));
+  });
+
+  it("takes an IPv6-only network (EnableIPv4 false): no IPv4 pool, and flannel's JSON without the IPv4 fields", () => {
+    const config = validateNetworkConfig({
+      EnableIPv4: false,
+      EnableIPv6: true,
+      IPv6Network: "fd30::/56",
+      Network: "not looked at",
+    });
+    assert.equal(config.enableIPv4, false);
+    assert.deepEqual(config.network, { ip: 0, prefixLen: 0 });
+    assert.equal(config.ipv6?.subnetLen, 64);
+    assert.deepEqual(JSON.parse(formatNetworkConfig(config)), {
+      EnableIPv4: false,
+      EnableIPv6: true,
+      IPv6Network: "fd30::/56",
+      IPv6SubnetLen: 64,
+      IPv6SubnetMin: "fd30:0:0:1::",
+      IPv6SubnetMax: "fd30:0:0:ff::",
+      Backend: { Type: "vxlan", VNI: 1, Port: 8472, DirectRouting: false },
+    });
+    assert.deepEqual(parseNetworkConfig(formatNetworkConfig(config)), config);
   });
 
   it("accepts flannel's VNI/Port 0 as the defaults and keeps explicit values", () => {
@@ -145,8 +217,31 @@ describe("network config", () => {
     it("an unknown key (a typo)", () => {
       rejects({ Network: "10.0.0.0/16", SubnetLength: 24 }, "SubnetLength", /not a known field/);
     });
-    it("IPv6", () => {
-      rejects({ Network: "10.0.0.0/16", EnableIPv6: true }, "EnableIPv6", /not supported/);
+    it("IPv6 fields that are not what flannel allows", () => {
+      const v6 = (extra: Record<string, unknown>): Record<string, unknown> => ({
+        Network: "10.0.0.0/16",
+        EnableIPv6: true,
+        IPv6Network: "fd30::/56",
+        ...extra,
+      });
+      rejects(v6({ IPv6Network: undefined }), "IPv6Network", /required with EnableIPv6.*fd30::\/56/);
+      rejects(v6({ IPv6Network: "10.0.0.0/16" }), "IPv6Network", /"10\.0\.0\.0\/16" is invalid: must be an IPv6 CIDR/);
+      rejects(v6({ IPv6Network: "fd30::1/56" }), "IPv6Network", /host bits set; the network address is fd30::\/56/);
+      rejects(v6({ IPv6Network: "fd30::/125" }), "IPv6Network", /\/124 or shorter/);
+      rejects(v6({ IPv6SubnetLen: 57 }), "IPv6SubnetLen", /between 58 and 126 for IPv6Network fd30::\/56/);
+      rejects(v6({ IPv6SubnetLen: 127 }), "IPv6SubnetLen", /between 58 and 126/);
+      rejects(v6({ IPv6SubnetMin: "fd31::" }), "IPv6SubnetMin", /inside IPv6Network fd30::\/56/);
+      rejects(v6({ IPv6SubnetMin: "fd30:0:0:1::1" }), "IPv6SubnetMin", /on a \/64 \(IPv6SubnetLen\) boundary/);
+      rejects(v6({ IPv6SubnetMax: "nope" }), "IPv6SubnetMax", /must be an IPv6 address/);
+      rejects(
+        v6({ IPv6SubnetMin: "fd30:0:0:9::", IPv6SubnetMax: "fd30:0:0:3::" }),
+        "IPv6SubnetMin",
+        /"fd30:0:0:9::" is invalid: must not be above IPv6SubnetMax fd30:0:0:3::/,
+      );
+      rejects(v6({ EnableIPv6: "yes" }), "EnableIPv6", /must be true or false/);
+    });
+    it("no family at all", () => {
+      rejects({ EnableIPv4: false, Network: "10.0.0.0/16" }, "EnableIPv4", /leaves no network: set EnableIPv6 true/);
     });
   });
 });

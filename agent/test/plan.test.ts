@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
-import type { LinkInfo } from "../../lib/src/netlink/kernel.js";
-import { TRELLIS_ROUTE_PROTOCOL, type DesiredDevice, type DesiredState } from "../src/dataplane/desired.js";
-import { deviceVerdict, planChanges, planSize, type ActualState } from "../src/dataplane/plan.js";
+import type { LinkInfo } from "#lib/netlink/kernel.js";
+import { deviceVerdict, type VxlanDevice } from "../src/dataplane/backends/vxlan.js";
+import type { DesiredState } from "../src/dataplane/desired.js";
+import { TRELLIS_ROUTE_PROTOCOL } from "../src/dataplane/marks.js";
+import { planChanges, planSize, type ActualState } from "../src/dataplane/plan.js";
 
-const want: DesiredDevice = {
+const want: VxlanDevice = {
   name: "flannel.1",
   vni: 1,
   port: 8472,
@@ -37,15 +39,50 @@ describe("dataplane plan", () => {
     });
   });
 
-  it("re-creates a device whose identity differs", () => {
-    const verdict = deviceVerdict(want, { ...have, vxlan: { ...have.vxlan!, vni: 2, learning: true } });
-    assert.deepEqual(verdict, { action: "recreate", reason: "VNI 2 → 1, learning on → off" });
-    assert.equal(deviceVerdict(want, { ...have, kind: "bridge", vxlan: undefined as never }).action, "recreate");
+  it("re-creates a device whose VNI or port differ (the kernel cannot change them in place)", () => {
+    assert.deepEqual(deviceVerdict(want, { ...have, vxlan: { ...have.vxlan!, vni: 2, learning: true } }), {
+      action: "recreate",
+      reason: "VNI 2 → 1",
+    });
+    assert.deepEqual(deviceVerdict(want, { ...have, vxlan: { ...have.vxlan!, port: 4789 } }), {
+      action: "recreate",
+      reason: "port 4789 → 8472",
+    });
+  });
+
+  it("changes learning, local and the underlay in place, without re-creating the device", () => {
+    assert.deepEqual(deviceVerdict(want, { ...have, vxlan: { ...have.vxlan!, learning: true } }), {
+      action: "update",
+      changes: { vxlan: { learning: false } },
+      reason: "learning on → off",
+    });
+    assert.deepEqual(
+      deviceVerdict(want, { ...have, vxlan: { ...have.vxlan!, local: "10.42.0.99", underlayIndex: 3 } }),
+      {
+        action: "update",
+        changes: { vxlan: { local: "10.42.0.11", underlayIndex: 2 } },
+        reason: "local 10.42.0.99 → 10.42.0.11, underlay ifindex 3 → 2",
+      },
+    );
+  });
+
+  it("calls a link of another kind with the device's name foreign, never to be deleted", () => {
+    assert.deepEqual(deviceVerdict(want, { index: 3, name: "flannel.1", kind: "dummy", mtu: 1500, up: true }), {
+      action: "foreign",
+      kind: "dummy",
+    });
+    assert.deepEqual(deviceVerdict(want, { index: 2, name: "eth0", mtu: 1500, up: true }), {
+      action: "foreign",
+      kind: "physical",
+    });
+    assert.equal(deviceVerdict(want, { ...have, kind: "bridge", vxlan: undefined as never }).action, "foreign");
   });
 
   it("plans exactly the difference, including stale entries to remove", () => {
     const desired: DesiredState = {
+      family: 4,
       device: want,
+      address: want.address,
       routes: new Map([
         [
           "172.30.9.0/24",

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { InvalidArgumentError, isTrellisError } from "../../lib/src/errors.js";
+import { InvalidArgumentError, isTrellisError } from "#lib/errors.js";
 import type { HostInterface } from "../src/node/host-network.js";
-import { chooseUnderlay } from "../src/node/public-ip.js";
+import { chooseUnderlay, chooseUnderlay6, missingUnderlay6 } from "../src/node/public-ip.js";
 
 const interfaces: HostInterface[] = [
   { name: "lo", index: 1, mtu: 65536, up: true, addresses: ["127.0.0.1"] },
@@ -60,5 +60,55 @@ describe("underlay and public IP", () => {
       () => chooseUnderlay({}, interfaces, undefined),
       (e: unknown) => isTrellisError(e, "NOT_FOUND") && /no IPv4 default route.*give --iface/.test(e.message),
     );
+  });
+
+  describe("IPv6 underlay (an IPv6 pod network only)", () => {
+    const eth1: HostInterface = {
+      name: "eth1",
+      index: 3,
+      mtu: 9000,
+      up: true,
+      addresses: ["192.168.56.11"],
+      addresses6: ["fd00:56::11", "2001:db8::11"],
+    };
+
+    it("takes the interface's first global IPv6 address, or --public-ipv6 among them, written as the kernel does", () => {
+      assert.deepEqual(chooseUnderlay6({}, eth1), { localIp6: "fd00:56::11", publicIpv6: "fd00:56::11" });
+      assert.deepEqual(chooseUnderlay6({ publicIpv6: "2001:DB8:0::11" }, eth1), {
+        localIp6: "2001:db8::11",
+        publicIpv6: "2001:db8::11",
+      });
+    });
+
+    it("accepts a --public-ipv6 that is not on the interface (NAT66), sending from the interface's own", () => {
+      assert.deepEqual(chooseUnderlay6({ publicIpv6: "2001:db8:ff::7" }, eth1), {
+        localIp6: "fd00:56::11",
+        publicIpv6: "2001:db8:ff::7",
+      });
+    });
+
+    it("is absent without a global IPv6 address, and refuses a --public-ipv6 it cannot send from or reach", () => {
+      const bare = { ...eth1, addresses6: [] };
+      assert.equal(chooseUnderlay6({}, bare), undefined);
+      assert.equal(chooseUnderlay6({}, { ...eth1, addresses6: undefined }), undefined);
+      rejects(
+        () => chooseUnderlay6({ publicIpv6: "fd00::9" }, bare),
+        "--public-ipv6",
+        /eth1, which has no global IPv6/,
+      );
+      rejects(() => chooseUnderlay6({ publicIpv6: "fe80::1" }, eth1), "--public-ipv6", /not ::1, link-local/);
+    });
+
+    it("names the flag and the interface when a backend needs an IPv6 underlay there is not", () => {
+      const given = missingUnderlay6({ iface: "eth1" }, eth1, "host-gw");
+      assert.ok(given instanceof InvalidArgumentError && given.field === "--iface");
+      assert.match(given.message, /must have a global IPv6 address: the host-gw backend .*; eth1 has none/);
+      const defaulted = missingUnderlay6({}, eth1, "host-gw");
+      assert.ok(isTrellisError(defaulted, "NOT_FOUND"));
+      assert.match(
+        defaulted.message,
+        /underlay interface eth1 has no global IPv6 address.*give --iface \(and --public-ipv6\)/,
+      );
+    });
   });
 });

@@ -1,6 +1,6 @@
 // CNI errors: what the runtime reads on stdout. Every failure inside the plugin becomes exactly one CniError here
 // (toCniError), so the codes are decided in one place.
-import { describeValue, errorMessage, isTrellisError } from "../../lib/src/errors.js";
+import { describeValue, errorMessage, isTrellisError } from "#lib/errors.js";
 
 /** The spec's well-known codes, plus ours from 100 on. */
 export const CniCode = {
@@ -24,6 +24,8 @@ export const CniCode = {
   CHECK_FAILED: 103,
   /** Something in the way that the plugin did not create (e.g. the pod interface name is taken). */
   CONFLICT: 104,
+  /** A requested IP is outside the node's lease or reserved for another attachment. */
+  ADDRESS_UNAVAILABLE: 105,
   INTERNAL: 999,
 } as const;
 
@@ -66,8 +68,6 @@ export function toCniError(error: unknown): CniError {
       case "IO":
       case "PERMISSION_DENIED":
         return new CniError(CniCode.IO_FAILURE, error.message, "", { cause: error });
-      case "ABORTED":
-        return new CniError(CniCode.TRY_AGAIN_LATER, error.message, "", { cause: error });
       case "INVALID_ARGUMENT":
       case "INVALID_CONFIG":
         return new CniError(CniCode.INVALID_CONFIG, error.message, "", { cause: error });

@@ -1,8 +1,20 @@
 // The network config on stdin → typed options with documented defaults (pure). Unknown fields are ignored, as CNI
 // plugins do; known fields of the wrong type or out of range are refused naming the field, the value and what is
 // allowed (code 7). Field names follow the reference bridge plugin and flannel's delegate config.
+import { isLabelKey, isLabelValue } from "#lib/labels.js";
+import {
+  CNI_SOCKET_PATH_RULE,
+  DEFAULT_CNI_SOCKET,
+  DEFAULT_POD_RECORD_DIR,
+  DEFAULT_SUBNET_FILE,
+  isAbsolutePath,
+  isCniSocketPath,
+  isInterfaceName,
+  MAX_CNI_STDIN_BYTES,
+} from "#lib/names.js";
+import { isRecord } from "#lib/records.js";
 import { CniCode, CniError, invalidConfig } from "./cni-error.js";
-import { isValidIfname, type Attachment } from "./env.js";
+import type { Attachment } from "./env.js";
 import type { Dns } from "./result.js";
 import { isSupportedVersion, SUPPORTED_VERSIONS, type CniVersion } from "./versions.js";
 
@@ -32,24 +44,40 @@ export interface PluginConfig {
   dns: Dns;
   /** Present in CHECK/DEL (0.4.0+) and in ADD when chained after another plugin. */
   prevResult?: unknown;
-  /** GC: the attachments the runtime still knows; everything else is freed. */
-  validAttachments?: Attachment[];
+  /**
+   * GC: the attachments the runtime still knows; everything else is freed. libcni sends null when there are none
+   * and `cnitool gc` sends no list at all: both mean the empty list, as for the reference plugins.
+   */
+  validAttachments: Attachment[];
+  /** Static IPs asked for in the config: args.cni.ips, then runtimeConfig.ips (the "ips" capability). */
+  requestedIps: Requested[];
+  /** A MAC asked for in the config: runtimeConfig.mac (the "mac" capability) over args.cni.mac. */
+  requestedMac?: Requested;
+  /** The pod's labels from args.cni.labels (CNI conventions: [{key, value}]), for the pod record. */
+  labels: Record<string, string>;
+  /**
+   * @default "/run/trellis/pods" — where ADD records the pod (namespace, name, labels, address) for the node's agent,
+   * which publishes it as a Service endpoint (lib/src/pod-record.ts); "" records nothing.
+   */
+  podRecordDir: string;
 }
 
-export const DEFAULT_SUBNET_FILE = "/run/flannel/subnet.env";
-export const DEFAULT_DATA_ROOT = "/var/lib/cni/networks";
-export const DEFAULT_AGENT_SOCKET = "/run/trellis/cni.sock";
-const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-/** stdin beyond this is refused before parsing (a GC list of 10,000 attachments is ~1 MiB). */
-export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** A value the runtime asked for, with where it came from (named in errors). */
+export interface Requested {
+  readonly value: string;
+  readonly from: string;
+}
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
+const DEFAULT_DATA_ROOT = "/var/lib/cni/networks";
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /** Parses stdin's JSON; decode failures are code 6, a missing or unknown version code 7 or 1. */
 export function parseConfigJson(stdin: string): Record<string, unknown> {
-  if (Buffer.byteLength(stdin) > MAX_CONFIG_BYTES) {
-    throw new CniError(CniCode.DECODE_FAILURE, `the network config on stdin is larger than ${MAX_CONFIG_BYTES} bytes`);
+  if (Buffer.byteLength(stdin) > MAX_CNI_STDIN_BYTES) {
+    throw new CniError(
+      CniCode.DECODE_FAILURE,
+      `the network config on stdin is larger than ${MAX_CNI_STDIN_BYTES} bytes`,
+    );
   }
   let value: unknown;
   try {
@@ -97,18 +125,6 @@ function booleanField(raw: Record<string, unknown>, field: string, fallback: boo
   return value;
 }
 
-const isAbsolutePath = (p: string): boolean =>
-  p.startsWith("/") && p.length < 4096 && !p.includes("\0") && !p.split("/").includes("..");
-
-/**
- * A path the shim can use as it reads it — without a JSON decoder, so no quotes, backslashes or newlines — and that
- * fits sockaddr_un (107 bytes and a NUL). Shared with the agent's --cni-socket, which must name the same socket.
- */
-export const isAgentSocketPath = (p: string): boolean =>
-  isAbsolutePath(p) && Buffer.byteLength(p) <= 107 && !/["\\\n]/.test(p);
-export const AGENT_SOCKET_ALLOWED =
-  'an absolute path of at most 107 bytes without quotes, backslashes or newlines, or "" (off)';
-
 export function parseConfig(raw: Record<string, unknown>): PluginConfig {
   const cniVersion = configVersion(raw);
   const name = stringField(
@@ -120,6 +136,7 @@ export function parseConfig(raw: Record<string, unknown>): PluginConfig {
   if (name === undefined) throw invalidConfig("name", undefined, "the network name (a string)");
   const type = stringField(raw, "type", (v) => v.length > 0 && v.length <= 200, "the plugin type, a string");
   if (type === undefined) throw invalidConfig("type", undefined, 'the plugin type, "trellis"');
+  const requests = parseRequests(raw);
   const config: PluginConfig = {
     cniVersion,
     name,
@@ -128,14 +145,24 @@ export function parseConfig(raw: Record<string, unknown>): PluginConfig {
     dataDir:
       stringField(raw, "dataDir", isAbsolutePath, "an absolute path without '..'") ?? `${DEFAULT_DATA_ROOT}/${name}`,
     bridge:
-      stringField(raw, "bridge", isValidIfname, "an interface name of 1-15 bytes without '/', ':' or whitespace") ??
+      stringField(raw, "bridge", isInterfaceName, "an interface name of 1-15 bytes without '/', ':' or whitespace") ??
       "cni0",
     agentSocket:
-      stringField(raw, "agentSocket", (v) => v === "" || isAgentSocketPath(v), AGENT_SOCKET_ALLOWED) ??
-      DEFAULT_AGENT_SOCKET,
+      stringField(raw, "agentSocket", (v) => v === "" || isCniSocketPath(v), CNI_SOCKET_PATH_RULE) ??
+      DEFAULT_CNI_SOCKET,
     hairpinMode: booleanField(raw, "hairpinMode", true),
     isDefaultGateway: booleanField(raw, "isDefaultGateway", true),
     dns: parseDns(raw.dns),
+    validAttachments: parseAttachments(raw["cni.dev/valid-attachments"] ?? raw["cni.dev/attachments"] ?? null),
+    requestedIps: requests.ips,
+    labels: requests.labels,
+    podRecordDir:
+      stringField(
+        raw,
+        "podRecordDir",
+        (v) => v === "" || isAbsolutePath(v),
+        "an absolute path without '..', or \"\" (off)",
+      ) ?? DEFAULT_POD_RECORD_DIR,
   };
   const mtu = raw.mtu;
   if (mtu !== undefined) {
@@ -159,9 +186,64 @@ export function parseConfig(raw: Record<string, unknown>): PluginConfig {
     );
   }
   if (raw.prevResult !== undefined) config.prevResult = raw.prevResult;
-  const attachments = raw["cni.dev/valid-attachments"] ?? raw["cni.dev/attachments"];
-  if (attachments !== undefined) config.validAttachments = parseAttachments(attachments);
+  if (requests.mac !== undefined) config.requestedMac = requests.mac;
   return config;
+}
+
+/** The one object field `key` of raw, or undefined; anything but an object there is refused. */
+function objectField(raw: Record<string, unknown>, key: string, field: string): Record<string, unknown> | undefined {
+  const value = raw[key];
+  if (value === undefined || value === null) return undefined;
+  if (!isRecord(value)) throw invalidConfig(field, value, "an object");
+  return value;
+}
+
+/** args.cni.labels as the conventions spell it, [{"key":"app","value":"web"}], into a label map. */
+function parseLabels(value: unknown): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  const field = "args.cni.labels";
+  if (!Array.isArray(value)) throw invalidConfig(field, value, 'an array of {"key", "value"} label pairs');
+  const labels: Record<string, string> = {};
+  for (const [n, item] of value.entries()) {
+    if (
+      !isRecord(item) ||
+      typeof item.key !== "string" ||
+      typeof item.value !== "string" ||
+      !isLabelKey(item.key) ||
+      !isLabelValue(item.value)
+    ) {
+      throw invalidConfig(`${field}[${n}]`, item, "a {key, value} pair of a Kubernetes label key and value");
+    }
+    labels[item.key] = item.value;
+  }
+  return labels;
+}
+
+function parseRequests(raw: Record<string, unknown>): {
+  ips: Requested[];
+  mac: Requested | undefined;
+  labels: Record<string, string>;
+} {
+  const cniArgs = objectField(objectField(raw, "args", "args") ?? {}, "cni", "args.cni");
+  const runtime = objectField(raw, "runtimeConfig", "runtimeConfig");
+  const ips = (source: Record<string, unknown> | undefined, field: string): Requested[] => {
+    const list = source?.ips;
+    if (list === undefined || list === null) return [];
+    if (!Array.isArray(list) || !list.every((ip) => typeof ip === "string" && ip.length <= 64))
+      throw invalidConfig(field, list, 'an array of IP addresses such as ["172.30.5.9"]');
+    return list.map((value: string, n) => ({ value, from: `${field}[${n}]` }));
+  };
+  const mac = (source: Record<string, unknown> | undefined, field: string): Requested | undefined => {
+    const value = source?.mac;
+    if (value === undefined || value === null || value === "") return undefined;
+    if (typeof value !== "string") throw invalidConfig(field, value, 'a MAC address such as "02:00:00:00:00:42"');
+    return { value, from: field };
+  };
+  return {
+    ips: [...ips(cniArgs, "args.cni.ips"), ...ips(runtime, "runtimeConfig.ips")],
+    mac: mac(runtime, "runtimeConfig.mac") ?? mac(cniArgs, "args.cni.mac"),
+    labels: parseLabels(cniArgs?.labels),
+  };
 }
 
 function parseDns(value: unknown): Dns {
@@ -188,6 +270,7 @@ function parseDns(value: unknown): Dns {
 
 function parseAttachments(value: unknown): Attachment[] {
   const field = "cni.dev/valid-attachments";
+  if (value === null) return [];
   if (!Array.isArray(value)) throw invalidConfig(field, value, "an array of {containerID, ifname}");
   return value.map((item: unknown, n) => {
     if (!isRecord(item) || typeof item.containerID !== "string" || typeof item.ifname !== "string") {

@@ -1,5 +1,6 @@
 // The CNI_* environment → a typed invocation (pure). Names end up in paths and link names, so they are checked as
 // strictly as the reference library does: nothing here can escape the data dir or name a foreign device.
+import { isInterfaceName } from "#lib/names.js";
 import { CniCode, CniError, invalidEnv } from "./cni-error.js";
 import { COMMANDS, type Command } from "./versions.js";
 
@@ -20,8 +21,11 @@ export interface Attachment {
 
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const MAX_CONTAINER_ID = 256;
+/** What we read (IP, MAC: requested.ts) or know runtimes to send; docs/operations.md lists them. */
 const KNOWN_ARGS = new Set([
   "IgnoreUnknown",
+  "IP",
+  "MAC",
   "K8S_POD_NAMESPACE",
   "K8S_POD_NAME",
   "K8S_POD_INFRA_CONTAINER_ID",
@@ -30,18 +34,6 @@ const KNOWN_ARGS = new Set([
 
 export function isValidContainerId(id: string): boolean {
   return id.length <= MAX_CONTAINER_ID && CONTAINER_ID.test(id);
-}
-
-/** A Linux interface name: 1–15 bytes, not "." or "..", no "/", ":" or whitespace. */
-export function isValidIfname(name: string): boolean {
-  return (
-    name.length > 0 &&
-    Buffer.byteLength(name) <= 15 &&
-    name !== "." &&
-    name !== ".." &&
-    !/[/:\s]/.test(name) &&
-    !name.includes("\0")
-  );
 }
 
 export function parseCommand(env: Readonly<Record<string, string | undefined>>): Command {
@@ -85,7 +77,7 @@ export function parseInvocation(env: Readonly<Record<string, string | undefined>
   }
   const ifname = env.CNI_IFNAME;
   if (ifname !== undefined && ifname !== "") {
-    if (!isValidIfname(ifname))
+    if (!isInterfaceName(ifname))
       throw invalidEnv(
         "CNI_IFNAME",
         ifname,

@@ -1,11 +1,12 @@
 // The entry point the runtime executes (through bin/trellis): env + stdin → runPlugin → stdout + exit code. The only
 // place that reads the process's environment and stdin, writes stdout and sets the exit code.
 import { readSync, writeSync } from "node:fs";
+import { MAX_CNI_STDIN_BYTES } from "#lib/names.js";
+import { onNamespaceEscape } from "#lib/netlink/netns.js";
 import { CniCode, CniError, errorJson } from "./cni-error.js";
-import { MAX_CONFIG_BYTES } from "./config.js";
 import { runPlugin } from "./plugin.js";
 import { realDeps } from "./real-deps.js";
-import { LATEST_VERSION } from "./versions.js";
+import { isSupportedVersion, LATEST_VERSION } from "./versions.js";
 
 /** All of stdin, or undefined when it is larger than the plugin accepts (it is not read further). */
 function readStdin(): string | undefined {
@@ -28,21 +29,37 @@ function readStdin(): string | undefined {
     }
     if (n === 0) break;
     total += n;
-    if (total > MAX_CONFIG_BYTES) return undefined;
+    if (total > MAX_CNI_STDIN_BYTES) return undefined;
     chunks.push(Buffer.from(buffer.subarray(0, n)));
   }
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** The config's cniVersion when one we speak can be read from stdin, else the latest. */
+function answerVersion(stdin: string | undefined): string {
+  try {
+    const version = (JSON.parse(stdin ?? "") as { cniVersion?: unknown }).cniVersion;
+    return isSupportedVersion(version) ? version : LATEST_VERSION;
+  } catch {
+    return LATEST_VERSION;
+  }
+}
+
 async function main(): Promise<void> {
   let stdout: string;
   let exitCode: number;
+  let stdin: string | undefined;
+  // Stuck in the pod's namespace: answer with the spec's error object and stop before anything else runs here.
+  onNamespaceEscape((error) => {
+    writeAll(`${errorJson(new CniError(CniCode.INTERNAL, error.message), answerVersion(stdin))}\n`);
+    process.exit(1);
+  });
   try {
-    const stdin = readStdin();
+    stdin = readStdin();
     if (stdin === undefined) {
       const error = new CniError(
         CniCode.DECODE_FAILURE,
-        `the network config on stdin is larger than ${MAX_CONFIG_BYTES} bytes`,
+        `the network config on stdin is larger than ${MAX_CNI_STDIN_BYTES} bytes`,
       );
       ({ stdout, exitCode } = { stdout: errorJson(error, LATEST_VERSION), exitCode: 1 });
     } else {
@@ -77,7 +94,7 @@ function writeAll(text: string): void {
  * covers the netlink adapter: load it and list this namespace's links (read-only, needs no privileges).
  */
 async function warmUp(): Promise<void> {
-  const { openKernel } = await import("../../lib/src/netlink/rtnetlink-kernel.js");
+  const { openKernel } = await import("#lib/netlink/rtnetlink-kernel.js");
   const kernel = openKernel();
   try {
     await kernel.listLinks();

@@ -38,15 +38,25 @@ const HANDLERS: Record<Exclude<Command, "VERSION">, (context: CommandContext) =>
   STATUS: status,
 };
 
+/** stdin's JSON, or the error to report for it: read first, so that every later error answers in its version. */
+function readConfig(stdin: string): { raw: Record<string, unknown> } | { error: unknown } {
+  try {
+    return { raw: parseConfigJson(stdin) };
+  } catch (error) {
+    return { error };
+  }
+}
+
 export async function runPlugin({ env, stdin, deps }: PluginRun): Promise<PluginOutcome> {
   let version: string = LATEST_VERSION;
   try {
+    const read = readConfig(stdin);
+    if ("raw" in read && isSupportedVersion(read.raw.cniVersion)) version = read.raw.cniVersion;
     const command = parseCommand(env);
     if (command === "VERSION") return { stdout: versionAnswer(), exitCode: 0 };
     const invocation = parseInvocation(env);
-    const raw = parseConfigJson(stdin);
-    if (isSupportedVersion(raw.cniVersion)) version = raw.cniVersion;
-    const config = parseConfig(raw);
+    if ("error" in read) throw read.error;
+    const config = parseConfig(read.raw);
     requireCommandInVersion(command, config.cniVersion);
     const stdout = await HANDLERS[command]({ invocation, config, deps });
     return { stdout, exitCode: 0 };

@@ -1,6 +1,9 @@
 // The plugin's result in one internal shape (the 1.1.0 one), converted to the version the runtime asked for, and
 // prevResults of any supported version parsed back into it (pure).
-import { parseCidr, parseIpv4 } from "../../lib/src/ipv4.js";
+import { isRecord } from "#lib/records.js";
+import { parseCidr, type Cidr } from "#lib/ipv4.js";
+import { parseCidr6, type Cidr6 } from "#lib/ipv6.js";
+import { familyOf } from "#lib/netlink/kernel.js";
 import { CniCode, CniError } from "./cni-error.js";
 import { atLeast, type CniVersion } from "./versions.js";
 
@@ -38,7 +41,7 @@ export interface CniResult {
   dns: Dns;
 }
 
-/** The result as `version` spells it: 0.3.x/0.4.0 carry ips[].version "4"; only 1.1.0 has interfaces[].mtu. */
+/** The result as `version` spells it: 0.3.x/0.4.0 carry ips[].version "4" or "6"; only 1.1.0 has interfaces[].mtu. */
 export function formatResult(result: CniResult, version: CniVersion): Record<string, unknown> {
   const withMtu = atLeast(version, "1.1.0");
   const legacy = !atLeast(version, "1.0.0");
@@ -52,7 +55,9 @@ export function formatResult(result: CniResult, version: CniVersion): Record<str
       return out;
     }),
     ips: result.ips.map((ip) => {
-      const out: Record<string, unknown> = legacy ? { version: "4", address: ip.address } : { address: ip.address };
+      const out: Record<string, unknown> = legacy
+        ? { version: String(familyOf(ip.address)), address: ip.address }
+        : { address: ip.address };
       if (ip.gateway !== undefined) out.gateway = ip.gateway;
       if (ip.interface !== undefined) out.interface = ip.interface;
       return out;
@@ -61,9 +66,6 @@ export function formatResult(result: CniResult, version: CniVersion): Record<str
     dns: { ...result.dns },
   };
 }
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 function bad(field: string, allowed: string): CniError {
   return new CniError(CniCode.INVALID_CONFIG, `config field prevResult.${field} is invalid: ${allowed}`);
@@ -96,8 +98,8 @@ export function parsePrevResult(value: unknown): CniResult {
     return out;
   });
   const ips = list("ips").map((item, n): ResultIp => {
-    if (!isRecord(item) || typeof item.address !== "string" || parseCidr(item.address) === undefined) {
-      throw bad(`ips[${n}].address`, "an IPv4 CIDR such as 172.30.5.2/24");
+    if (!isRecord(item) || typeof item.address !== "string" || parseAddress(item.address) === undefined) {
+      throw bad(`ips[${n}].address`, "an IP CIDR such as 172.30.5.2/24 or fd30:0:0:5::2/64");
     }
     const out: ResultIp = { address: item.address };
     const gateway = optionalString(item, "gateway", `ips[${n}].gateway`);
@@ -118,17 +120,24 @@ export function parsePrevResult(value: unknown): CniResult {
   return { interfaces, ips, routes, dns };
 }
 
-/** The IPv4 address (as a number) the result gives the interface named `ifname` inside the sandbox. */
-export function podAddress(result: CniResult, ifname: string): { ip: number; prefixLen: number } | undefined {
+/** An "addr/len" of either family; the IPv6 parser is loaded only for an IPv6 one. */
+function parseAddress(text: string): Cidr | Cidr6 | undefined {
+  return familyOf(text) === 4 ? parseCidr(text) : parseCidr6(text);
+}
+
+/** The addresses the result gives the interface named `ifname` inside the sandbox: the first of each family. */
+export function podAddresses(result: CniResult, ifname: string): { ipv4?: Cidr; ipv6?: Cidr6 } {
+  const found: { ipv4?: Cidr; ipv6?: Cidr6 } = {};
   for (const ip of result.ips) {
     const owner = ip.interface === undefined ? undefined : result.interfaces[ip.interface];
     if (owner !== undefined && owner.name !== ifname) continue;
-    const cidr = parseCidr(ip.address);
-    if (cidr !== undefined) return cidr;
+    if (familyOf(ip.address) === 4) {
+      const cidr = parseCidr(ip.address);
+      if (cidr !== undefined) found.ipv4 ??= cidr;
+    } else {
+      const cidr = parseCidr6(ip.address);
+      if (cidr !== undefined) found.ipv6 ??= cidr;
+    }
   }
-  return undefined;
-}
-
-export function isIpv4Address(text: string | undefined): boolean {
-  return text !== undefined && parseIpv4(text) !== undefined;
+  return found;
 }

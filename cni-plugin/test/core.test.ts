@@ -1,12 +1,14 @@
 // The pure core, no root needed: address choice, IPAM over a memory store, env/config validation, results in every
 // spec version, and whole commands in-process through runPlugin with the fake kernel.
 import assert from "node:assert/strict";
-import { formatIpv4, parseCidr, parseIpv4 } from "../../lib/src/ipv4.js";
+import { formatIpv4, parseCidr, parseIpv4 } from "#lib/ipv4.js";
 import { CniCode, CniError } from "../src/cni-error.js";
 import { parseConfig, parseConfigJson } from "../src/config.js";
 import { parseArgs, parseInvocation } from "../src/env.js";
 import { chooseAddress, type Lease } from "../src/ipam/choose.js";
 import { allocate, release, releaseAllExcept } from "../src/ipam/ipam.js";
+import { formatAddress } from "../src/ipam/store.js";
+import { podDns } from "../src/pod-dns.js";
 import { mergeResults, podNetworkSpec } from "../src/pod-spec.js";
 import { runPlugin } from "../src/plugin.js";
 import { formatResult, parsePrevResult, type CniResult } from "../src/result.js";
@@ -59,9 +61,11 @@ describe("cni plugin core (pure)", () => {
     const l24 = lease("172.30.5.0/24", "172.30.5.1");
     it("returns the same address for the same attachment, another for another ifname; release frees only its own", async () => {
       const store = new MemoryStore();
-      const a = await allocate(store, l24, { containerId: "c1", ifname: "eth0" });
-      assert.equal(await allocate(store, l24, { containerId: "c1", ifname: "eth0" }), a);
-      const b = await allocate(store, l24, { containerId: "c1", ifname: "net1" });
+      const a = (await allocate(store, { ipv4: l24 }, { containerId: "c1", ifname: "eth0" })).ipv4?.ip;
+      assert.deepEqual(await allocate(store, { ipv4: l24 }, { containerId: "c1", ifname: "eth0" }), {
+        ipv4: { ip: a, fresh: false, superseded: [] },
+      });
+      const b = (await allocate(store, { ipv4: l24 }, { containerId: "c1", ifname: "net1" })).ipv4?.ip;
       assert.notEqual(a, b);
       assert.deepEqual(await release(store, { containerId: "c1", ifname: "eth0" }), [a]);
       assert.deepEqual(await release(store, { containerId: "c1", ifname: "eth0" }), []);
@@ -73,25 +77,25 @@ describe("cni plugin core (pure)", () => {
     it("replaces a reservation from an older lease and ignores old-lease addresses when choosing", async () => {
       const store = new MemoryStore();
       store.reserve({ ip: ip("172.30.9.2"), containerId: "c1", ifname: "eth0" });
-      const moved = await allocate(store, l24, { containerId: "c1", ifname: "eth0" });
-      assert.equal(formatIpv4(moved), "172.30.5.2");
+      const moved = await allocate(store, { ipv4: l24 }, { containerId: "c1", ifname: "eth0" });
+      assert.equal(formatIpv4(moved.ipv4?.ip ?? 0), "172.30.5.2");
       assert.deepEqual(
-        store.list().map((r) => formatIpv4(r.ip)),
+        store.list().map((r) => formatAddress(r.ip)),
         ["172.30.5.2"],
       );
     });
     it("fails with code 100 naming the subnet when full", async () => {
       const store = new MemoryStore();
       const tiny = lease("172.30.7.0/30", "172.30.7.1");
-      await allocate(store, tiny, { containerId: "c1", ifname: "eth0" });
+      await allocate(store, { ipv4: tiny }, { containerId: "c1", ifname: "eth0" });
       await assert.rejects(
-        allocate(store, tiny, { containerId: "c2", ifname: "eth0" }),
+        allocate(store, { ipv4: tiny }, { containerId: "c2", ifname: "eth0" }),
         cniError(CniCode.SUBNET_FULL, /172\.30\.7\.0\/30/),
       );
     });
     it("GC keeps only valid attachments and returns what it freed", async () => {
       const store = new MemoryStore();
-      for (const id of ["a", "b", "c"]) await allocate(store, l24, { containerId: id, ifname: "eth0" });
+      for (const id of ["a", "b", "c"]) await allocate(store, { ipv4: l24 }, { containerId: id, ifname: "eth0" });
       store.reserve({ ip: ip("172.30.5.200"), containerId: "", ifname: "" }); // unreadable owner
       const freed = await releaseAllExcept(store, [{ containerId: "b", ifname: "eth0" }]);
       assert.deepEqual(freed.map((r) => r.containerId).sort(), ["", "a", "c"]);
@@ -145,6 +149,10 @@ describe("cni plugin core (pure)", () => {
         hairpinMode: true,
         isDefaultGateway: true,
         dns: {},
+        validAttachments: [],
+        requestedIps: [],
+        labels: {},
+        podRecordDir: "/run/trellis/pods",
       });
     });
     it("refuses bad fields naming the field, the value and what is allowed", () => {
@@ -183,9 +191,10 @@ describe("cni plugin core (pure)", () => {
       const deps = { readFile: (p: string): string | undefined => files.get(p) };
       const l = readLease(deps, "/ok");
       assert.deepEqual(
-        [formatIpv4(l.subnet.ip), l.subnet.prefixLen, formatIpv4(l.gateway), l.mtu],
+        [formatIpv4(l.ipv4?.subnet.ip ?? 0), l.ipv4?.subnet.prefixLen, formatIpv4(l.ipv4?.gateway ?? 0), l.mtu],
         ["172.30.5.0", 24, "172.30.5.1", 1450],
       );
+      assert.equal(l.ipv6, undefined);
       assert.throws(() => readLease(deps, "/missing"), cniError(11));
       assert.throws(() => readLease(deps, "/outside"), cniError(101, /outside FLANNEL_NETWORK/));
       assert.throws(() => readLease(deps, "/bcast"), cniError(101));
@@ -252,10 +261,12 @@ describe("cni plugin core (pure)", () => {
         config,
         readLease({ readFile: () => SUBNET_ENV }, "/x"),
         { containerId: "c", ifname: "eth0" },
-        "/run/netns/p",
-        ip("172.30.5.7"),
+        { netns: "/run/netns/p", podIps: { ipv4: ip("172.30.5.7") }, hostVeth: "veth00000000" },
       );
-      assert.deepEqual(spec.routes, [{ dst: "172.30.0.0", prefixLen: 16 }]);
+      assert.deepEqual(
+        spec.addresses.map((a) => a.routes),
+        [[{ dst: "172.30.0.0", prefixLen: 16 }]],
+      );
     });
   });
 
@@ -306,6 +317,74 @@ describe("cni plugin core (pure)", () => {
       });
       const unknown = await runPlugin({ env: env("ADD"), stdin: config({ cniVersion: "7.0.0" }), deps });
       assert.equal((JSON.parse(unknown.stdout) as { cniVersion: string }).cniVersion, "1.1.0");
+      // Errors found in the environment, before the config is validated, still answer in the config's version.
+      const early = [
+        { ...env("ADD"), CNI_CONTAINERID: "bad id" },
+        { ...env("ADD"), CNI_IFNAME: "a/b" },
+        { ...env("ADD"), CNI_COMMAND: "FROB" },
+        { ...env("ADD"), CNI_ARGS: "NOPE=1" },
+      ];
+      for (const bad of early) {
+        const answer = JSON.parse((await runPlugin({ env: bad, stdin: config(), deps })).stdout) as {
+          cniVersion: string;
+          code: number;
+        };
+        assert.equal(answer.cniVersion, "1.0.0", JSON.stringify(bad));
+        assert.notEqual(answer.code, 0);
+      }
+    });
+
+    it("records a pod the runtime named (CNI_ARGS K8S_POD_*, args.cni.labels) for the agent; DEL and GC remove the record", async () => {
+      const deps = new FakeDeps();
+      deps.files.set("/s", SUBNET_ENV);
+      deps.world.addNamespace("/run/netns/p1");
+      const named = { ...env("ADD"), CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1" };
+      const labels = { args: { cni: { labels: [{ key: "app", value: "web" }] } } };
+      assert.equal((await runPlugin({ env: named, stdin: config(labels), deps })).exitCode, 0);
+      const records = deps.podRecords("/run/trellis/pods", "n");
+      assert.deepEqual(JSON.parse(records.records.get("c1:eth0") ?? "{}"), {
+        namespace: "default",
+        name: "web-1",
+        labels: { app: "web" },
+        ip: "172.30.5.2",
+        containerID: "c1",
+        ifname: "eth0",
+      });
+      assert.equal(
+        (
+          await runPlugin({
+            env: { CNI_COMMAND: "DEL", CNI_CONTAINERID: "c1", CNI_IFNAME: "eth0" },
+            stdin: config(),
+            deps,
+          })
+        ).exitCode,
+        0,
+      );
+      assert.deepEqual([...records.records.keys()], []);
+      // Without a name from the runtime there is no record (and no endpoint); a GC removes records it does not know.
+      assert.equal((await runPlugin({ env: env("ADD"), stdin: config(), deps })).exitCode, 0);
+      assert.deepEqual([...records.records.keys()], []);
+      records.write({ containerId: "gone", ifname: "eth0" }, "{}");
+      assert.equal(
+        (
+          await runPlugin({
+            env: { CNI_COMMAND: "GC", CNI_PATH: "/x" },
+            stdin: config({
+              cniVersion: "1.1.0",
+              "cni.dev/valid-attachments": [{ containerID: "c1", ifname: "eth0" }],
+            }),
+            deps,
+          })
+        ).exitCode,
+        0,
+      );
+      assert.deepEqual([...records.records.keys()], []);
+      const bad = await runPlugin({
+        env: named,
+        stdin: config({ args: { cni: { labels: [{ key: "bad key", value: "x" }] } } }),
+        deps,
+      });
+      assert.equal((JSON.parse(bad.stdout) as { code: number }).code, 7);
     });
 
     it("a wiring failure undoes the reservation and the veth (no partial state)", async () => {
@@ -319,5 +398,32 @@ describe("cni plugin core (pure)", () => {
       assert.deepEqual(deps.allReservations(), []);
       assert.deepEqual(deps.world.linkNames("/run/netns/p1"), []);
     });
+  });
+});
+
+describe("the pod's DNS settings in the result", () => {
+  it("with the cluster domain: ClusterFirst's search list for the pod's namespace, then the conflist's own", () => {
+    const dns = {
+      nameservers: ["169.254.20.10"],
+      domain: "cluster.local",
+      options: ["ndots:5"],
+      search: ["corp.example", "svc.cluster.local"],
+    };
+    assert.deepEqual(podDns(dns, "shop"), {
+      nameservers: ["169.254.20.10"],
+      domain: "cluster.local",
+      options: ["ndots:5"],
+      search: ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"],
+    });
+    assert.deepEqual(
+      podDns(dns, undefined).search,
+      ["svc.cluster.local", "cluster.local", "corp.example"],
+      "a pod the runtime did not name",
+    );
+    assert.deepEqual(
+      podDns({ nameservers: ["10.0.0.2"] }, "shop"),
+      { nameservers: ["10.0.0.2"] },
+      "no domain: the conflist's dns as it is",
+    );
   });
 });

@@ -26,6 +26,8 @@ export interface RuntimeConf extends Attachment {
   args?: readonly (readonly [string, string])[];
   /** Capability arguments, e.g. { portMappings: [{hostPort, containerPort, protocol}] }. */
   capabilityArgs?: Record<string, unknown>;
+  /** The pod's labels, passed as the conventions' args.cni.labels (a Kubernetes runtime shim would). */
+  labels?: Readonly<Record<string, string>>;
 }
 
 export interface CniRuntimeOptions {
@@ -87,7 +89,12 @@ export class CniRuntime {
   /** DEL in reverse order with the cached result as prevResult (0.4.0+); the cache entry is removed afterwards. */
   async del(
     list: ConfList,
-    rt: Attachment & { netns?: string; args?: RuntimeConf["args"]; capabilityArgs?: Json },
+    rt: Attachment & {
+      netns?: string;
+      args?: RuntimeConf["args"];
+      capabilityArgs?: Json;
+      labels?: RuntimeConf["labels"];
+    },
   ): Promise<void> {
     const cached = await this.cachedResult(list, rt);
     const prev = versionAtLeast(list.cniVersion, "0.4.0") ? cached : undefined;
@@ -153,10 +160,12 @@ export class CniRuntime {
   static pluginConfig(
     list: ConfList,
     plugin: Json,
-    rt: { capabilityArgs?: Json } | undefined,
+    rt: { capabilityArgs?: Json; labels?: Readonly<Record<string, string>> | undefined } | undefined,
     prevResult: Json | undefined,
   ): Json {
     const config: Json = { ...plugin, name: list.name, cniVersion: list.cniVersion };
+    if (rt?.labels !== undefined)
+      config.args = { cni: { labels: Object.entries(rt.labels).map(([key, value]) => ({ key, value })) } };
     const capabilities = plugin.capabilities as Record<string, boolean> | undefined;
     if (capabilities !== undefined && rt?.capabilityArgs !== undefined) {
       const runtimeConfig: Json = {};
@@ -174,7 +183,14 @@ export class CniRuntime {
     command: string,
     list: ConfList,
     plugin: Json,
-    rt: (Attachment & { netns?: string; args?: RuntimeConf["args"]; capabilityArgs?: Json }) | undefined,
+    rt:
+      | (Attachment & {
+          netns?: string;
+          args?: RuntimeConf["args"];
+          capabilityArgs?: Json;
+          labels?: RuntimeConf["labels"];
+        })
+      | undefined,
     prevResult: Json | undefined,
   ): Promise<Json | undefined> {
     const type = typeof plugin.type === "string" ? plugin.type : "";

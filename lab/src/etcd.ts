@@ -211,36 +211,3 @@ export class EtcdServer {
     if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
   }
 }
-
-/** Starts an n-member cluster on one host (or one namespace), all members on their own ports. */
-export async function startEtcdCluster(
-  size: number,
-  options: { host?: string; netns?: string; dataDirRoot?: string } = {},
-): Promise<EtcdServer[]> {
-  const host = options.host ?? "127.0.0.1";
-  const members: EtcdMemberSpec[] = [];
-  for (let i = 0; i < size; i++) {
-    const probeHost = options.netns === undefined ? host : "127.0.0.1";
-    members.push({
-      name: `m${i + 1}`,
-      host,
-      clientPort: await freePort(probeHost),
-      peerPort: await freePort(probeHost),
-      ...(options.netns === undefined ? {} : { netns: options.netns }),
-    });
-  }
-  const servers: EtcdServer[] = [];
-  try {
-    for (const self of members) {
-      const dataDir = options.dataDirRoot === undefined ? undefined : join(options.dataDirRoot, self.name);
-      servers.push(
-        await EtcdServer.start({ cluster: { self, members }, ...(dataDir === undefined ? {} : { dataDir }) }),
-      );
-    }
-    await Promise.all(servers.map((s) => s.waitHealthy()));
-  } catch (error) {
-    await Promise.all(servers.map((s) => s.stop()));
-    throw error;
-  }
-  return servers;
-}

@@ -12,15 +12,28 @@ import {
   OUTSIDE_IP,
   UNDERLAY_BRIDGE_MAC,
   UNDERLAY_GATEWAY,
+  UNDERLAY_GATEWAY6,
+  UNDERLAY_PREFIX_LEN6,
+  POD_NETWORK,
+  POD_NETWORK6,
   UNDERLAY_PREFIX_LEN,
   type NodeLayout,
 } from "./layout.js";
-import { addNamespace, deleteNamespace, ipIn, listNamespaces } from "./netns.js";
+import { addNamespace, deleteNamespace, ipIn, listNamespaces, removeNetnsEtcDirSync } from "./netns.js";
 import { waitFor } from "./ports.js";
+import {
+  DNS_CMD,
+  UPSTREAM_CMD,
+  UPSTREAM_IP,
+  startDns,
+  startUpstream,
+  upstreamResolvConf,
+  waitDnsReady,
+} from "./lab-dns.js";
 import { addPods } from "./lab-pods.js";
 import { readAgentEnv, renderNodeConfig, type NodeSettings } from "./node-config.js";
 import type { Endpoint } from "./ping.js";
-import { readState, writeState, type LabState } from "./state.js";
+import { readState, writeState, type IpFamilies, type LabState } from "./state.js";
 
 export type Backend = "vxlan" | "host-gw";
 
@@ -30,12 +43,16 @@ export interface UpOptions {
   readonly etcdMembers?: number;
   readonly backend: Backend;
   readonly directRouting?: boolean;
+  /** The pod networks: IPv4 (default), dual-stack (--ipv6) or IPv6 only (--ipv6-only). */
+  readonly ipFamily?: IpFamilies;
   /** Lease TTL for the agents (default: the agent's 24h). */
   readonly leaseTtl?: string;
   /** Extra TRELLIS_* settings for every agent (tests shorten intervals this way). */
   readonly agentEnv?: Readonly<Record<string, string>>;
   /** Pods created on every node through the CNI plugin once its agent is ready (default 0). */
   readonly podsPerNode?: number;
+  /** A cluster DNS server on every node (default true). */
+  readonly dns?: boolean;
 }
 
 const AGENT_CMD = /agent\/bin\/agent run/;
@@ -73,6 +90,7 @@ export class Lab {
       prefix: this.layout.prefix,
       backend: options.backend,
       directRouting: options.directRouting ?? false,
+      ipFamily: options.ipFamily ?? "ipv4",
       etcd: [],
       etcdEndpoints: Array.from({ length: options.etcdMembers ?? 1 }, (_, m) => this.layout.etcdEndpoint(m)),
       nodes: [],
@@ -86,21 +104,32 @@ export class Lab {
     await mkdir(this.layout.installRoot, { recursive: true });
     await run(join(REPO_ROOT, "scripts/install"), ["--root", this.layout.installRoot], { timeoutMs: 60_000 });
     this.progress(
-      `underlay: namespace ${this.layout.underlayNs}, bridge br0, ${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}`,
+      `underlay: namespace ${this.layout.underlayNs}, bridge br0, ${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}${this.hasIpv6 ? ` and ${UNDERLAY_GATEWAY6}/${UNDERLAY_PREFIX_LEN6}` : ""}`,
     );
     await this.createUnderlay();
     this.progress(
       `etcd: starting ${this.current.etcdEndpoints.length} member(s) in ${this.layout.underlayNs} at ${this.current.etcdEndpoints.join(", ")}`,
     );
     await this.startEtcd();
+    await startUpstream(this);
+    const family = options.ipFamily ?? "ipv4";
+    const networks =
+      family === "ipv4" ? POD_NETWORK : family === "dual" ? `${POD_NETWORK} and ${POD_NETWORK6}` : POD_NETWORK6;
     this.progress(
-      `network config: 172.30.0.0/16, backend ${options.backend}${options.directRouting === true ? " with DirectRouting" : ""}`,
+      `network config: ${networks}, backend ${options.backend}${options.directRouting === true ? " with DirectRouting" : ""}`,
     );
     await this.writeNetworkConfig(options);
     for (let index = 1; index <= options.nodes; index++) {
       await this.addNode(index, options.leaseTtl);
     }
     await Promise.all(this.current.nodes.map((n) => this.waitReady(n.index)));
+    if (options.dns !== false) {
+      this.progress(
+        `cluster DNS: a server per node (trellis-agent dns on 169.254.20.10 and the node's address), upstream ${UPSTREAM_IP} (the lab's stand-in)`,
+      );
+      for (const { index } of this.current.nodes) await startDns(this, index);
+      await Promise.all(this.current.nodes.map((n) => waitDnsReady(this, n.index)));
+    }
     const pods = options.podsPerNode ?? 0;
     if (pods > 0) {
       this.progress(`pods: ${pods} per node, each ADDed through the node's CNI chain (trellis, then portmap)`);
@@ -113,6 +142,8 @@ export class Lab {
     await addNamespace(ns);
     await ipIn(ns, "link", "add", "br0", "address", UNDERLAY_BRIDGE_MAC, "type", "bridge");
     await ipIn(ns, "addr", "add", `${UNDERLAY_GATEWAY}/${UNDERLAY_PREFIX_LEN}`, "dev", "br0");
+    if (this.hasIpv6)
+      await ipIn(ns, "addr", "add", `${UNDERLAY_GATEWAY6}/${UNDERLAY_PREFIX_LEN6}`, "dev", "br0", "nodad");
     await ipIn(ns, "link", "set", "br0", "up");
     // The "outside": an address beyond the pod network that pods reach only when masqueraded.
     await ipIn(ns, "addr", "add", `${OUTSIDE_IP}/32`, "dev", "lo");
@@ -176,8 +207,10 @@ export class Lab {
   }
 
   private async writeNetworkConfig(options: UpOptions): Promise<void> {
-    const args = ["network", "set", "--network", "172.30.0.0/16", "--backend", options.backend];
+    const args = ["network", "set", "--network", POD_NETWORK, "--backend", options.backend];
     if (options.directRouting === true) args.push("--direct-routing");
+    if (options.ipFamily === "dual") args.push("--ipv6-network", POD_NETWORK6);
+    if (options.ipFamily === "ipv6") args.push("--ipv6-network", POD_NETWORK6, "--ipv6-only");
     const result = await this.agentCli(args);
     if (result.code !== 0) throw new Error(`network set failed: ${result.stderr}`);
   }
@@ -190,7 +223,9 @@ export class Lab {
       subnetFile: join(node.dir, "subnet.env"),
       cniDataDir: join(node.dir, "cni-ipam"),
       cniSocket: join(node.dir, "cni.sock"),
+      podRecordDir: join(node.dir, "pods"),
       agentBin: this.layout.agentBin,
+      resolvConf: upstreamResolvConf(this),
       extra: {
         TRELLIS_LOG_FORMAT: "text",
         ...(leaseTtl === undefined ? {} : { TRELLIS_SUBNET_LEASE_TTL: leaseTtl }),
@@ -225,6 +260,7 @@ export class Lab {
     await run("ip", ["link", "set", peer, "netns", node.ns, "name", "eth0"]);
     await ipIn(this.layout.underlayNs, "link", "set", node.uplink, "master", "br0", "up");
     await ipIn(node.ns, "addr", "add", `${node.ip}/${UNDERLAY_PREFIX_LEN}`, "dev", "eth0");
+    if (this.hasIpv6) await ipIn(node.ns, "addr", "add", `${node.ip6}/${UNDERLAY_PREFIX_LEN6}`, "dev", "eth0", "nodad");
     await ipIn(node.ns, "link", "set", "eth0", "up");
     await ipIn(node.ns, "route", "add", "default", "via", UNDERLAY_GATEWAY);
     if (startAgent) await this.startAgent(index);
@@ -288,11 +324,24 @@ export class Lab {
     );
   }
 
-  /** The node's lease as written to its subnet file: the gateway address and prefix (FLANNEL_SUBNET). */
-  async nodeGateway(index: number): Promise<{ ip: string; prefixLen: number }> {
+  /** Whether the lab's pod network has IPv6 (dual-stack or IPv6 only). */
+  get hasIpv6(): boolean {
+    const family = this.current.ipFamily ?? "ipv4";
+    return family !== "ipv4";
+  }
+
+  /** Whether it has IPv4 (all but an IPv6-only lab). */
+  get hasIpv4(): boolean {
+    return (this.current.ipFamily ?? "ipv4") !== "ipv6";
+  }
+
+  /** The node's lease as written to its subnet file: the gateway address and prefix (FLANNEL_SUBNET, or
+   * FLANNEL_IPV6_SUBNET for family 6). */
+  async nodeGateway(index: number, family: 4 | 6 = 4): Promise<{ ip: string; prefixLen: number }> {
     const text = await readFile(join(this.layout.node(index).dir, "subnet.env"), "utf8");
-    const match = /^FLANNEL_SUBNET=([\d.]+)\/(\d+)$/m.exec(text);
-    if (match === null) throw new Error(`no FLANNEL_SUBNET in ${this.layout.node(index).name}'s subnet file`);
+    const key = family === 4 ? "FLANNEL_SUBNET" : "FLANNEL_IPV6_SUBNET";
+    const match = new RegExp(`^${key}=([\\da-f.:]+)/(\\d+)$`, "m").exec(text);
+    if (match === null) throw new Error(`no ${key} in ${this.layout.node(index).name}'s subnet file`);
     return { ip: match[1] ?? "", prefixLen: Number(match[2]) };
   }
 
@@ -300,16 +349,26 @@ export class Lab {
    * Puts each node's gateway address on a bridge cni0 (as the CNI plugin does for its first pod), so node subnets
    * can be pinged before any pod exists.
    */
-  async ensureGateways(): Promise<Endpoint[]> {
+  async ensureGateways(family: 4 | 6 = this.hasIpv4 ? 4 : 6): Promise<Endpoint[]> {
     const endpoints: Endpoint[] = [];
     for (const { index } of this.current.nodes) {
       const node = this.layout.node(index);
-      const gateway = await this.nodeGateway(index);
+      const gateway = await this.nodeGateway(index, family);
       const link = await runStatus("ip", ["-n", node.ns, "link", "show", "cni0"]);
       if (link.code !== 0) await ipIn(node.ns, "link", "add", "cni0", "type", "bridge");
-      await runStatus("ip", ["-n", node.ns, "addr", "replace", `${gateway.ip}/${gateway.prefixLen}`, "dev", "cni0"]);
+      const address = `${gateway.ip}/${gateway.prefixLen}`;
+      await runStatus("ip", [
+        "-n",
+        node.ns,
+        "addr",
+        "replace",
+        address,
+        "dev",
+        "cni0",
+        ...(family === 6 ? ["nodad"] : []),
+      ]);
       await ipIn(node.ns, "link", "set", "cni0", "up");
-      endpoints.push({ name: node.name, ns: node.ns, ip: gateway.ip });
+      endpoints.push({ name: family === 6 ? `${node.name}/6` : node.name, ns: node.ns, ip: gateway.ip });
     }
     return endpoints;
   }
@@ -351,9 +410,15 @@ export class Lab {
   /** Removes everything of this lab: processes by PID, then every namespace with the prefix, then the state dir. */
   async down(): Promise<void> {
     const state = this.state ?? (await readState(this.layout.stateFile));
-    for (const node of state?.nodes ?? []) {
+    // The DNS servers together: each answers on for its lameduck time after withdrawing (agent/src/dns).
+    await Promise.all(
+      (state?.nodes ?? []).map(async (node) => {
+        if (node.dnsPid !== undefined) await stopPid(node.dnsPid, DNS_CMD, 4000);
+      }),
+    );
+    for (const node of state?.nodes ?? [])
       if (node.agentPid !== undefined) await stopPid(node.agentPid, AGENT_CMD, 3000);
-    }
+    if (state?.upstreamPid !== undefined) await stopPid(state.upstreamPid, UPSTREAM_CMD, 2000);
     for (const member of state?.etcd ?? []) if (member.pid !== undefined) await stopPid(member.pid, ETCD_CMD, 5000);
     const namespaces = (await listNamespaces()).filter((ns) => this.layout.owns(ns));
     // Nodes first, the underlay last: deleting a namespace kills whatever still runs in it.
@@ -369,9 +434,13 @@ export class Lab {
   /** Synchronous last-resort cleanup for process exit (tests): kill recorded PIDs, delete namespaces by prefix. */
   downSync(): void {
     const state = this.state;
-    const pids = [...(state?.nodes.map((n) => n.agentPid) ?? []), ...(state?.etcd.map((m) => m.pid) ?? [])];
+    const pids = [
+      ...(state?.nodes.flatMap((n) => [n.agentPid, n.dnsPid]) ?? []),
+      ...(state?.etcd.map((m) => m.pid) ?? []),
+      state?.upstreamPid,
+    ];
     for (const pid of pids) {
-      if (pid === undefined || !/agent|etcd/.test(commandLine(pid))) continue;
+      if (pid === undefined || !/agent|etcd|fake-dns-upstream/.test(commandLine(pid))) continue;
       try {
         process.kill(pid, "SIGKILL");
       } catch {
@@ -385,6 +454,7 @@ export class Lab {
         .map((l) => l.split(" ")[0] ?? "")
         .filter((n) => n !== "" && this.layout.owns(n))) {
         execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+        removeNetnsEtcDirSync(ns);
       }
     } catch {
       // best effort

@@ -1,10 +1,17 @@
 // Names and addresses of a lab. Everything lives in network namespaces named <prefix>-…, on an underlay
-// 10.42.0.0/24 that exists only inside them (never in the root namespace).
+// 10.42.0.0/24 (and fd42::/64 for a lab with IPv6) that exists only inside them (never in the root namespace).
 
 export const UNDERLAY_PREFIX_LEN = 24;
 export const UNDERLAY_NET = "10.42.0";
 /** The underlay namespace's own address: etcd listens here, and it routes to the "outside" address below. */
 export const UNDERLAY_GATEWAY = `${UNDERLAY_NET}.1`;
+/** The underlay's IPv6 network (a lab with --ipv6 or --ipv6-only): the nodes' PublicIPv6. */
+export const UNDERLAY_NET6 = "fd42::";
+export const UNDERLAY_PREFIX_LEN6 = 64;
+export const UNDERLAY_GATEWAY6 = "fd42::1";
+/** The pod networks of the lab. */
+export const POD_NETWORK = "172.30.0.0/16";
+export const POD_NETWORK6 = "fd30::/56";
 /** An address outside the pod network, inside the lab: masquerade tests reach it. */
 export const OUTSIDE_IP = "10.99.0.1";
 /**
@@ -24,6 +31,8 @@ export interface NodeLayout {
   readonly ns: string;
   /** The node's underlay address (its public IP). */
   readonly ip: string;
+  /** Its IPv6 underlay address (PublicIPv6), in a lab with IPv6. */
+  readonly ip6: string;
   /** The underlay-side end of the node's veth, in the underlay namespace (<= 15 chars). */
   readonly uplink: string;
   /** Its files: subnet.env, agent log, CNI state. */
@@ -83,6 +92,7 @@ export class LabLayout {
       index,
       ns: `${this.prefix}-n${index}`,
       ip: `${UNDERLAY_NET}.${10 + index}`,
+      ip6: `${UNDERLAY_NET6}${10 + index}`,
       uplink: `${this.prefix}u${index}`,
       dir: `${this.stateDir}/n${index}`,
     };

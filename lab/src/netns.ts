@@ -1,6 +1,8 @@
 // Network namespaces for the lab and tests. Every name carries a per-run prefix so that a run only ever removes
 // what it created, and a crashed run's leftovers can be found by prefix.
 import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { run } from "./exec.js";
 
 let counter = 0;
@@ -40,6 +42,18 @@ export async function deleteNamespace(name: string): Promise<void> {
     }
   }
   await run("ip", ["netns", "del", name]).catch(() => undefined);
+  // Its files for `ip netns exec` (the resolv.conf a pod's runtime wrote): named after it, so ours.
+  await rm(netnsEtcDir(name), { recursive: true, force: true });
+}
+
+/** /etc/netns/<name>: what `ip netns exec` bind-mounts over /etc (a pod's resolv.conf). */
+export function netnsEtcDir(name: string): string {
+  return `/etc/netns/${name}`;
+}
+
+/** deleteNamespace's file cleanup, synchronously (last-resort cleanup at process exit). */
+export function removeNetnsEtcDirSync(name: string): void {
+  rmSync(netnsEtcDir(name), { recursive: true, force: true });
 }
 
 /** Runs a command inside a namespace. */

@@ -13,8 +13,12 @@ export interface NodeSettings {
   readonly cniDataDir: string;
   /** The agent's CNI service: nodes share the filesystem, so each its own (conflist and agent.env agree). */
   readonly cniSocket: string;
+  /** The plugin's pod records, which the node's agent publishes as Service endpoints: nodes share the filesystem. */
+  readonly podRecordDir: string;
   /** The agent executable the unit starts. */
   readonly agentBin: string;
+  /** The DNS server's upstream resolvers (the lab's stand-in, never the host's). */
+  readonly resolvConf: string;
   /** Further TRELLIS_* settings (lease TTL, intervals, log format). */
   readonly extra: Readonly<Record<string, string>>;
 }
@@ -33,8 +37,12 @@ export async function renderNodeConfig(node: NodeLayout, settings: NodeSettings)
     settings.cniDataDir,
     "--cni-socket",
     settings.cniSocket,
+    "--pod-record-dir",
+    settings.podRecordDir,
     "--agent-bin",
     settings.agentBin,
+    "--resolv-conf",
+    settings.resolvConf,
     ...Object.entries(settings.extra).flatMap(([key, value]) => ["--set", `${key}=${value}`]),
   ];
   await run(join(REPO_ROOT, "deploy/render-node-config"), args);
@@ -43,9 +51,14 @@ export async function renderNodeConfig(node: NodeLayout, settings: NodeSettings)
 const LINE = /^(TRELLIS_[A-Z0-9_]+)=(?:"((?:[^"\\]|\\.)*)"|(.*))$/;
 
 /** The TRELLIS_* variables of a rendered agent.env (systemd EnvironmentFile syntax as render-node-config writes it). */
-export async function readAgentEnv(node: NodeLayout): Promise<Record<string, string>> {
+export function readAgentEnv(node: NodeLayout): Promise<Record<string, string>> {
+  return readEnvFile(join(node.dir, "agent.env"));
+}
+
+/** The TRELLIS_* variables of a rendered environment file (agent.env, dns.env). */
+export async function readEnvFile(path: string): Promise<Record<string, string>> {
   const env: Record<string, string> = {};
-  for (const line of (await readFile(join(node.dir, "agent.env"), "utf8")).split("\n")) {
+  for (const line of (await readFile(path, "utf8")).split("\n")) {
     const match = LINE.exec(line);
     if (match?.[1] === undefined) continue;
     env[match[1]] = match[2] === undefined ? (match[3] ?? "") : match[2].replace(/\\(.)/g, "$1");

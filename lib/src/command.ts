@@ -40,3 +40,19 @@ export const processRunner: CommandRunner = {
       child.stdin?.end(input ?? "");
     }),
 };
+
+/** Runs the command and returns its stdout; a non-zero exit is a COMMAND_FAILED error with its stderr. */
+export async function runChecked(
+  runner: CommandRunner,
+  file: string,
+  args: readonly string[],
+  input?: string,
+): Promise<string> {
+  const result = await runner.run(file, args, input);
+  if (result.code !== 0)
+    throw new TrellisError(
+      "COMMAND_FAILED",
+      `${file} ${args.join(" ")} failed: ${result.stderr.trim() || `exit ${result.code}`}`,
+    );
+  return result.stdout;
+}

@@ -13,8 +13,10 @@ export type ErrorCode =
   | "PERMISSION_DENIED" // the operation needs root / CAP_NET_ADMIN
   | "NETLINK" // the kernel rejected a netlink request (see NetlinkError.errno)
   | "IO" // a file could not be read or written
+  | "FILE_UNWRITABLE" // a file the agent must keep (subnet.env) cannot be written: read-only, full, permission
   | "COMMAND_FAILED" // a host tool (nft, iptables-restore) rejected its input
-  | "ABORTED"; // the operation was cancelled by its AbortSignal
+  | "UPSTREAM_FAILED" // an upstream DNS resolver refused, timed out or sent an answer that does not match
+  | "FATAL"; // the process cannot go on safely (e.g. a thread stuck in a foreign network namespace)
 
 export class TrellisError extends Error {
   readonly code: ErrorCode;

@@ -73,15 +73,3 @@ export function sameCidr(a: Cidr, b: Cidr): boolean {
 export function lastAddress(cidr: Cidr): number {
   return (canonical(cidr).ip + sizeOf(cidr.prefixLen) - 1) >>> 0;
 }
-
-/** ip + n, wrapping is the caller's concern. */
-export function addToIp(ip: number, n: number): number {
-  return (ip + n) >>> 0;
-}
-
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-
-/** A unicast MAC in lowercase colon form. */
-export function isUnicastMac(text: string): boolean {
-  return MAC.test(text) && (parseInt(text.slice(0, 2), 16) & 1) === 0;
-}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { InvalidArgumentError, InvalidConfigError, isTrellisError, TrellisError } from "../src/errors.js";
+import { InvalidArgumentError, InvalidConfigError, isTrellisError, TrellisError } from "#lib/errors.js";
 
 describe("errors", () => {
   it("names the field, the value and what is allowed", () => {

@@ -6,11 +6,11 @@ import {
   formatCidr,
   formatIpv4,
   isCanonical,
-  isUnicastMac,
   lastAddress,
   parseCidr,
   parseIpv4,
-} from "../src/ipv4.js";
+} from "#lib/ipv4.js";
+import { isUnicastMac } from "#lib/names.js";
 
 describe("ipv4", () => {
   it("parses strict dotted quads only", () => {

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Backoff } from "../src/backoff.js";
-import { formatDuration, parseDuration } from "../src/duration.js";
-import { InvalidArgumentError } from "../src/errors.js";
-import { nodeFileStore, writeFileAtomic } from "../src/files.js";
+import { Backoff } from "#lib/backoff.js";
+import { formatDuration, parseDuration } from "#lib/duration.js";
+import { InvalidArgumentError } from "#lib/errors.js";
+import { nodeFileStore, writeFileAtomic } from "#lib/files.js";
 
 describe("durations", () => {
   it("parses units, combinations and bare seconds", () => {

@@ -14,6 +14,8 @@ export const BENCHMARKS = {
   latency: "Latency, pod to pod",
   cni: "CNI plugin vs bridge + host-local",
   "lab-up": "Lab up time",
+  services: "Services: convergence, 10,000 Services, connect latency and throughput through cluster IPs",
+  dns: "Cluster DNS vs dnsmasq, 10,000 Services",
 } as const;
 
 function runBenchmark(name: string): Promise<{ code: number; stdout: string; seconds: number }> {

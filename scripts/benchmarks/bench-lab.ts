@@ -18,7 +18,7 @@ export async function withLab<T>(
   };
   process.once("exit", onExit);
   try {
-    await lab.up(options);
+    await lab.up({ dns: false, ...options });
     return await fn(lab);
   } finally {
     process.removeListener("exit", onExit);

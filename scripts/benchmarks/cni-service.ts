@@ -3,8 +3,7 @@
 // on a node in steady state anyway. Run inside the node namespace; prints "ready" once it listens, stops on SIGTERM.
 //   node dist/scripts/benchmarks/cni-service.js <socket path>
 import { readlinkSync } from "node:fs";
-import { realDeps } from "../../cni-plugin/src/real-deps.js";
-import { startCniService } from "../../cni-plugin/src/service/server.js";
+import { realDeps, startCniService } from "../../cni-plugin/src/index.js";
 
 const socketPath = process.argv[2];
 if (socketPath === undefined) throw new Error("usage: cni-service.js <socket path>");

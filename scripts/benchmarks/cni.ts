@@ -14,6 +14,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NamespaceSet } from "../../lab/src/netns.js";
 import { CNI_BIN } from "../../lab/src/paths.js";
+import threadPool from "../../cni-plugin/src/service/thread-pool.cjs";
 
 interface Setup {
   dir: string;
@@ -109,7 +110,9 @@ const serviceSocket = (dir: string): string => join(dir, "cni.sock");
 /** The agent's CNI service in this (the node's) namespace, as `trellis-agent run` hosts it. */
 async function startService(dir: string): Promise<ChildProcess> {
   const script = join(dirname(fileURLToPath(import.meta.url)), "cni-service.js");
-  const child = spawn(process.execPath, [script, serviceSocket(dir)], { stdio: ["ignore", "pipe", "inherit"] });
+  // The thread pool as the agent sizes it (agent/src/launcher.cts); an ES module would be too late to set it itself.
+  const env = { ...process.env, UV_THREADPOOL_SIZE: String(threadPool.SERVICE_THREAD_POOL_SIZE) };
+  const child = spawn(process.execPath, [script, serviceSocket(dir)], { stdio: ["ignore", "pipe", "inherit"], env });
   await new Promise<void>((resolve, reject) => {
     child.stdout.once("data", () => {
       resolve();

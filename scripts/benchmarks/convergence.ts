@@ -2,6 +2,7 @@
 //  - lease write → route on every agent: p50/p99, against etcd's own watch latency (same run) as baseline
 //  - agent start → ready with 249 peers programmed (cold: its datapath removed first), against a bare node start
 //  - agent RSS with 249 peers, against a bare idle node process
+//  - the same lease-write-to-route figures on a dual-stack lab, each lease one dual-stack key (both routes counted)
 import { readFile } from "node:fs/promises";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -32,6 +33,50 @@ async function bareNode(): Promise<{ startMs: number; rss: number }> {
   return { startMs, rss };
 }
 
+interface Probed {
+  readonly watchLatency: number[];
+  readonly convergence: number[];
+}
+
+/** Writes the synthetic leases from the underlay namespace and times them to every node's kernel. */
+async function probe(lab: Lab, dual: boolean): Promise<Probed> {
+  const nodeNamespaces = lab.current.nodes.map((n) => lab.layout.node(n.index).ns);
+  process.stderr.write(`writing ${PEERS} ${dual ? "dual-stack " : ""}peer leases one by one\n`);
+  const result = await runStatus(
+    "ip",
+    [
+      "netns",
+      "exec",
+      lab.layout.underlayNs,
+      process.execPath,
+      join(REPO_ROOT, "dist/scripts/benchmarks/convergence-probe.js"),
+      JSON.stringify({ endpoint: "http://127.0.0.1:2379", nodeNamespaces, peers: PEERS, dual }),
+    ],
+    { timeoutMs: 600_000 },
+  );
+  if (result.code !== 0) throw new Error(`probe failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as Probed;
+}
+
+/** The lease-write-to-route figures of a dual-stack lab of the same size. */
+async function dualStack(): Promise<Probed> {
+  const lab = new Lab(new LabLayout("bcd", await mkdtemp(join(tmpdir(), "trellis-bench-conv6-"))), (line) => {
+    process.stderr.write(`  ${line}\n`);
+  });
+  const onExit = (): void => {
+    lab.downSync();
+  };
+  process.once("exit", onExit);
+  try {
+    process.stderr.write(`building a ${NODES}-node dual-stack lab\n`);
+    await lab.up({ nodes: NODES, backend: "vxlan", dns: false, ipFamily: "dual" });
+    return await probe(lab, true);
+  } finally {
+    process.removeListener("exit", onExit);
+    await lab.down();
+  }
+}
+
 async function main(): Promise<void> {
   const lab = new Lab(new LabLayout("bcv", await mkdtemp(join(tmpdir(), "trellis-bench-conv-"))), (line) => {
     process.stderr.write(`  ${line}\n`);
@@ -42,23 +87,8 @@ async function main(): Promise<void> {
   process.once("exit", onExit);
   try {
     process.stderr.write(`building a ${NODES}-node lab\n`);
-    await lab.up({ nodes: NODES, backend: "vxlan" });
-    const nodeNamespaces = lab.current.nodes.map((n) => lab.layout.node(n.index).ns);
-    process.stderr.write(`writing ${PEERS} peer leases one by one\n`);
-    const probe = await runStatus(
-      "ip",
-      [
-        "netns",
-        "exec",
-        lab.layout.underlayNs,
-        process.execPath,
-        join(REPO_ROOT, "dist/scripts/benchmarks/convergence-probe.js"),
-        JSON.stringify({ endpoint: "http://127.0.0.1:2379", nodeNamespaces, peers: PEERS }),
-      ],
-      { timeoutMs: 600_000 },
-    );
-    if (probe.code !== 0) throw new Error(`probe failed: ${probe.stderr}`);
-    const { watchLatency, convergence } = JSON.parse(probe.stdout) as { watchLatency: number[]; convergence: number[] };
+    await lab.up({ nodes: NODES, backend: "vxlan", dns: false });
+    const { watchLatency, convergence } = await probe(lab, false);
 
     // Cold start of the last node with every peer present: stop it, remove its datapath, start it again.
     const last = lab.current.nodes[lab.current.nodes.length - 1]?.index ?? NODES;
@@ -75,6 +105,9 @@ async function main(): Promise<void> {
     const agentPid = lab.current.nodes.find((n) => n.index === 1)?.agentPid ?? 0;
     const rss = await rssMiB(agentPid);
     const bare = await bareNode();
+    await lab.down(); // one lab at a time on two cores
+    const dual = await dualStack();
+    const d50 = percentile(dual.watchLatency, 50);
 
     const peersKnown = NODES - 1 + PEERS;
     const w50 = percentile(watchLatency, 50);
@@ -99,6 +132,18 @@ async function main(): Promise<void> {
         ],
         ["lease write → route on every agent, max", ms(Math.max(...convergence)), "", ""],
         [
+          "dual-stack: lease write → both routes on every agent, p50",
+          ms(percentile(dual.convergence, 50)),
+          "etcd watch p50 (that run)",
+          ratio(percentile(dual.convergence, 50), d50),
+        ],
+        [
+          "dual-stack: lease write → both routes on every agent, p99",
+          ms(percentile(dual.convergence, 99)),
+          "etcd watch p50 (that run)",
+          ratio(percentile(dual.convergence, 99), d50),
+        ],
+        [
           `cold start → ready, ${peersKnown} peers (wall, incl. node start)`,
           ms(readyWall),
           "bare `node -e 0`",
@@ -112,6 +157,7 @@ async function main(): Promise<void> {
     );
     const goals = [
       ["p99 ≤ 250 ms", percentile(convergence, 99) <= 250],
+      ["dual-stack p99 ≤ 250 ms", percentile(dual.convergence, 99) <= 250],
       ["ready ≤ 1 s", readyWall <= 1000],
       ["RSS ≤ 80 MiB", rss <= 80],
     ] as const;

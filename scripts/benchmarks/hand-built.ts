@@ -70,3 +70,57 @@ export async function handBuiltPods(namespaces: NamespaceSet): Promise<[PodEnd, 
   if (a === undefined || b === undefined) throw new Error("hand-built pods missing");
   return [a, b];
 }
+
+/**
+ * The same topology for the IPv6 pod network, over an IPv6 underlay as a dual-stack trellis node runs it: the
+ * vxlan device MTU 1430 (1500 less 70: outer IPv6 40 + UDP 8 + VXLAN 8 + Ethernet 14), NDP and FDB entries by hand.
+ * Addresses without duplicate address detection, so they are usable at once.
+ */
+export async function handBuiltPods6(namespaces: NamespaceSet): Promise<[PodEnd, PodEnd]> {
+  const hub = await namespaces.add();
+  await ipIn(hub, "link", "add", "br0", "type", "bridge");
+  await ipIn(hub, "link", "set", "br0", "up");
+  const pods: PodEnd[] = [];
+  const mac = (i: number): string => `02:00:00:00:66:0${i}`;
+  const subnet = (i: number): string => `fd31:0:0:${i}::`;
+  for (const i of [1, 2]) {
+    const node = await namespaces.add();
+    const pod = await namespaces.add();
+    const peer = 3 - i;
+    await namespaces.link({ ns: hub, ifname: `h${i}` }, { ns: node, ifname: "eth0" });
+    await ipIn(hub, "link", "set", `h${i}`, "master", "br0");
+    await ipIn(node, "addr", "add", `fd43::${i}/64`, "dev", "eth0", "nodad");
+    await run("ip", ["netns", "exec", node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    await ipIn(node, "link", "add", "vx6", "type", "vxlan", "id", "100", "local", `fd43::${i}`, "dev", "eth0");
+    await ipIn(node, "link", "set", "vx6", "type", "vxlan", "nolearning");
+    await ipIn(node, "link", "set", "vx6", "mtu", "1430", "address", mac(i), "up");
+    await ipIn(node, "addr", "add", `${subnet(i)}/128`, "dev", "vx6", "nodad");
+    await ipIn(node, "-6", "neigh", "add", subnet(peer), "lladdr", mac(peer), "dev", "vx6", "nud", "permanent");
+    await run("bridge", [
+      "-n",
+      node,
+      "fdb",
+      "append",
+      mac(peer),
+      "dev",
+      "vx6",
+      "dst",
+      `fd43::${peer}`,
+      "self",
+      "permanent",
+    ]);
+    await ipIn(node, "-6", "route", "add", `${subnet(peer)}/64`, "via", subnet(peer), "dev", "vx6", "onlink");
+    await ipIn(node, "link", "add", "cni0", "type", "bridge");
+    await ipIn(node, "addr", "add", `${subnet(i)}1/64`, "dev", "cni0", "nodad");
+    await ipIn(node, "link", "set", "cni0", "mtu", "1430", "up");
+    await namespaces.link({ ns: node, ifname: "veth0" }, { ns: pod, ifname: "eth0" });
+    await ipIn(pod, "addr", "add", `${subnet(i)}2/64`, "dev", "eth0", "nodad");
+    await ipIn(node, "link", "set", "veth0", "master", "cni0", "mtu", "1430");
+    await ipIn(pod, "link", "set", "eth0", "mtu", "1430");
+    await ipIn(pod, "-6", "route", "add", "default", "via", `${subnet(i)}1`);
+    pods.push({ ns: pod, ip: `${subnet(i)}2` });
+  }
+  const [a, b] = pods;
+  if (a === undefined || b === undefined) throw new Error("hand-built IPv6 pods missing");
+  return [a, b];
+}

@@ -6,9 +6,10 @@ export interface IperfEnd {
   readonly ip: string;
 }
 
-const PORT = 5201;
+export const IPERF_PORT = 5201;
 
-export async function iperf(client: IperfEnd, server: IperfEnd, seconds: number): Promise<number> {
+/** `target`: the address the client connects to (a cluster IP in front of the server); the server's own by default. */
+export async function iperf(client: IperfEnd, server: IperfEnd, seconds: number, target = server.ip): Promise<number> {
   const srv = start("iperf3 server", "ip", [
     "netns",
     "exec",
@@ -19,13 +20,13 @@ export async function iperf(client: IperfEnd, server: IperfEnd, seconds: number)
     "-B",
     server.ip,
     "-p",
-    String(PORT),
+    String(IPERF_PORT),
   ]);
   try {
     // The server needs a moment to listen.
     for (let i = 0; i < 50; i++) {
-      const { stdout } = await run("ip", ["netns", "exec", server.ns, "ss", "-ltn", `sport = :${PORT}`]);
-      if (stdout.includes(`:${PORT}`)) break;
+      const { stdout } = await run("ip", ["netns", "exec", server.ns, "ss", "-ltn", `sport = :${IPERF_PORT}`]);
+      if (stdout.includes(`:${IPERF_PORT}`)) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const { stdout } = await run(
@@ -36,11 +37,11 @@ export async function iperf(client: IperfEnd, server: IperfEnd, seconds: number)
         client.ns,
         "iperf3",
         "-c",
-        server.ip,
+        target,
         "-B",
         client.ip,
         "-p",
-        String(PORT),
+        String(IPERF_PORT),
         "-t",
         String(seconds),
         "-J",

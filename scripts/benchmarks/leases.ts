@@ -1,12 +1,12 @@
 // Lease benchmark: 250 concurrent acquirers, each with its own etcd client, against one real etcd and a pool of
 // 254 /24s. Baseline measured in the same run: one acquirer alone (no contention) on the same etcd.
-import { systemClock } from "../../lib/src/clock.js";
+import { systemClock } from "#lib/clock.js";
 import { EtcdServer } from "../../lab/src/etcd.js";
 import { validateNetworkConfig } from "../../agent/src/config/network-config.js";
 import { createEtcdClient } from "../../agent/src/etcd/client.js";
 import { EtcdRegistry } from "../../agent/src/lease/etcd-registry.js";
 import { LeaseKeeper } from "../../agent/src/lease/keeper.js";
-import { formatCidr } from "../../lib/src/ipv4.js";
+import { formatCidr } from "#lib/ipv4.js";
 import { ms, percentile, ratio, table } from "./stats.js";
 
 const ACQUIRERS = Number(process.env.BENCH_ACQUIRERS ?? 250);

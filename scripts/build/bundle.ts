@@ -8,6 +8,8 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { LATEST_VERSION, SHIM_READY_TIMEOUT_MS } from "../../cni-plugin/src/index.js";
+import { DEFAULT_CNI_SOCKET, MAX_CNI_STDIN_BYTES } from "#lib/names.js";
 
 const localRequire = createRequire(import.meta.url);
 const nodeGypBuild = localRequire("node-gyp-build") as { path(dir: string): string };
@@ -103,7 +105,8 @@ async function bundle(program: Program): Promise<void> {
     platform: "node",
     format: "cjs",
     target: "node20",
-    external: ["syscall-napi"],
+    // Native addons and what finds them at run time (usocket's `bindings` walks up from its own file).
+    external: ["syscall-napi", "usocket"],
     define: { "import.meta.url": "__bundle_url" },
     banner: { js: '"use strict";\nvar __bundle_url = require("node:url").pathToFileURL(__filename).href;' },
     plugins: [rewrites(outfile)],
@@ -133,14 +136,23 @@ function writeCodeCache(program: Program): void {
 
 /**
  * The CNI plugin's native shim (docs/decisions/0011): plain C, built with the compiler npm ci already needs for
- * syscall-napi's addon (scripts/setup installs it).
+ * syscall-napi's addon (scripts/setup installs it). Its limits and defaults are the plugin's own, defined once in
+ * TypeScript and handed over here.
  */
 function buildShim(): void {
   const source = resolve(DIST, "../cni-plugin/shim/trellis-shim.c");
   const output = join(DIST, "cni-plugin/trellis-shim");
-  const result = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", output, source], {
-    encoding: "utf8",
-  });
+  const defines = [
+    `-DTRELLIS_DEFAULT_SOCKET=${JSON.stringify(DEFAULT_CNI_SOCKET)}`,
+    `-DTRELLIS_MAX_STDIN_BYTES=${MAX_CNI_STDIN_BYTES}`,
+    `-DTRELLIS_LATEST_CNI_VERSION=${JSON.stringify(LATEST_VERSION)}`,
+    `-DTRELLIS_READY_TIMEOUT_MS=${SHIM_READY_TIMEOUT_MS}`,
+  ];
+  const result = spawnSync(
+    process.env.CC ?? "cc",
+    ["-O2", "-Wall", "-Wextra", "-Werror", ...defines, "-o", output, source],
+    { encoding: "utf8" },
+  );
   if (result.error !== undefined)
     throw new Error(`building the CNI shim needs a C compiler (cc): ${result.error.message}`);
   if (result.status !== 0) throw new Error(`building the CNI shim failed:\n${result.stderr}`);

@@ -20,7 +20,8 @@ export function useLab(options: UpOptions): { readonly lab: Lab } {
     lab = new Lab(new LabLayout(prefix, await mkdtemp(join(tmpdir(), `trellis-lab-${prefix}-`))));
     process.once("exit", onExit);
     try {
-      await lab.up(options);
+      // The cluster DNS only where a test asks for it: the other suites measure the overlay and the proxy alone.
+      await lab.up({ dns: false, ...options });
     } catch (error) {
       // The lab is removed in after(): show what the agents said first.
       for (const node of lab.current.nodes) {

@@ -1,10 +1,11 @@
 // The optional config file: JSON whose keys are the command's long flag names ("etcd-endpoints": "…").
-// Precedence: flag > TRELLIS_* variable > config file > default. Unknown keys are rejected, naming the key and the
-// keys allowed. `run --print-config` shows every effective value and where it came from, secrets masked.
+// Precedence: flag > TRELLIS_* variable > config file > default. A key no command takes is rejected, naming the key
+// and the keys allowed; another command's key is skipped. `run --print-config` shows every effective value and where it came from, secrets masked.
 import { readFileSync } from "node:fs";
 import type { Command, Option } from "commander";
-import { InvalidArgumentError } from "../../../lib/src/errors.js";
+import { InvalidArgumentError } from "#lib/errors.js";
 import { DEFAULTS } from "../config/agent-options.js";
+import { DNS_DEFAULTS } from "../config/dns-options.js";
 
 /** Options whose values are never shown. */
 const SECRETS = new Set(["etcd-password"]);
@@ -47,17 +48,38 @@ function readJson(path: string, explicit: boolean): Record<string, unknown> | un
   return value as Record<string, unknown>;
 }
 
+function withDescendants(command: Command): Command[] {
+  return [command, ...command.commands.flatMap(withDescendants)];
+}
+
+/**
+ * Every key some command reading the same file takes: one file serves `run`, `status`, `service …` alike, so a
+ * command skips the others' keys (`status` has no use for `ip-masq`) and only a key no command takes is an error.
+ */
+function fileKeys(command: Command): Set<string> {
+  if (command.name() === "dns") return new Set(settings(command).map(longName));
+  let root = command;
+  while (root.parent !== null) root = root.parent;
+  const sharing = withDescendants(root).filter(
+    (c) => c.name() !== "dns" && c.options.some((o) => o.long === "--config"),
+  );
+  return new Set(sharing.flatMap((c) => settings(c).map(longName)));
+}
+
 /** Fills every option still at its default from the config file (the command's preAction hook). */
 export function applyConfigFile(command: Command): void {
   const opts = command.opts<{ config?: string }>();
   if (!command.options.some((o) => o.long === "--config")) return;
   const explicit = opts.config !== undefined;
-  const path = opts.config ?? DEFAULTS.configFile;
+  // The DNS server has a file of its own: the agent's holds keys `dns` does not have.
+  const path = opts.config ?? (command.name() === "dns" ? DNS_DEFAULTS.configFile : DEFAULTS.configFile);
   const values = readJson(path, explicit);
   if (values === undefined) return;
   const known = new Map(settings(command).map((option) => [longName(option), option]));
+  const shared = fileKeys(command);
   for (const [key, value] of Object.entries(values)) {
     const option = known.get(key);
+    if (option === undefined && shared.has(key)) continue; // another command's setting
     if (option === undefined) {
       throw new InvalidArgumentError(
         `${path}: key "${key}"`,

@@ -1,41 +1,28 @@
 // Wiring the daemon for `trellis-agent run`: real adapters (etcd, netlink, firewall, files, clock), logs, metrics
 // and the HTTP endpoint. SIGTERM/SIGINT stop it without touching the datapath.
 import { readFileSync, readlinkSync } from "node:fs";
-import { AGENT_SOCKET_ALLOWED, isAgentSocketPath } from "../../../cni-plugin/src/config.js";
-import { realDeps as cniDeps } from "../../../cni-plugin/src/real-deps.js";
-import { startCniService, type CniService } from "../../../cni-plugin/src/service/server.js";
-import { systemClock } from "../../../lib/src/clock.js";
-import { processRunner } from "../../../lib/src/command.js";
-import { errorMessage, InvalidArgumentError } from "../../../lib/src/errors.js";
-import { parseDuration } from "../../../lib/src/duration.js";
-import { nodeFileStore } from "../../../lib/src/files.js";
-import { isIpv4 } from "../../../lib/src/ipv4.js";
-import { openKernel } from "../../../lib/src/netlink/rtnetlink-kernel.js";
-import { parseLeaseTtlSeconds } from "../config/agent-options.js";
+import { realDeps as cniDeps, startCniService, type CniService } from "../../../cni-plugin/src/index.js";
+import { systemClock } from "#lib/clock.js";
+import { processRunner } from "#lib/command.js";
+import { errorMessage } from "#lib/errors.js";
+import { nodeFileStore } from "#lib/files.js";
+import { onNamespaceEscape } from "#lib/netlink/netns.js";
+import { openKernel } from "#lib/netlink/rtnetlink-kernel.js";
+import { parseRunOptions } from "../config/run-options.js";
 import { Agent } from "../daemon/agent.js";
-import { chooseFirewall } from "../dataplane/firewall.js";
+import { chooseFirewall } from "../dataplane/choose-firewall.js";
+import { DirectoryPodRecordSource } from "../services/pod-record-dir.js";
 import { KernelHostNetwork } from "../node/kernel-host-network.js";
 import { startHttpServer, type RunningServer } from "../observability/http-server.js";
 import { instrumentKernel, instrumentRegistry } from "../observability/instrument.js";
 import { AgentMetrics } from "../observability/metrics.js";
 import { readiness } from "../observability/readiness.js";
 import { logAgentEvent } from "./agent-log.js";
-import { openRegistry } from "./context.js";
+import { EXIT } from "./exit-codes.js";
+import { connectServiceRegistry } from "./context.js";
 import { createLogger } from "./logger.js";
 import type { RunFlags } from "./options.js";
 import { VERSION } from "./version.js";
-
-function parsePort(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) > 65535)
-    throw new InvalidArgumentError("--healthz-port", text, "must be a port number from 0 (off) to 65535");
-  return Number(text);
-}
-
-/** The socket the plugin's shim finds through the conflist's agentSocket: the same rules; "" is off. */
-function checkSocketPath(path: string): void {
-  if (path !== "" && !isAgentSocketPath(path))
-    throw new InvalidArgumentError("--cni-socket", path, `must be ${AGENT_SOCKET_ALLOWED}`);
-}
 
 /** Entering a pod's namespace (setns) needs CAP_SYS_ADMIN; a unit that withholds it gets the plugin standalone. */
 function canEnterNamespaces(): boolean {
@@ -46,11 +33,11 @@ function canEnterNamespaces(): boolean {
 
 /** The plugin's work for its shim, in this process; a failure to listen leaves the plugin standalone, not the node down. */
 async function startCni(
-  path: string,
+  path: string | undefined,
   log: ReturnType<typeof createLogger>,
   metrics: AgentMetrics,
 ): Promise<CniService | undefined> {
-  if (path === "") return undefined;
+  if (path === undefined) return undefined;
   if (!canEnterNamespaces()) {
     log.warn(
       "not serving the CNI plugin's shim: entering pod namespaces needs CAP_SYS_ADMIN; the plugin runs standalone",
@@ -68,7 +55,9 @@ async function startCni(
       metrics.observeCni(event);
       if (event.type === "served")
         log.debug("cni request served", { command: event.command, exitCode: event.exitCode, ms: Math.round(event.ms) });
-      else log.warn("cni request sent back to the standalone plugin", { reason: event.reason });
+      else if (event.type === "fallback")
+        log.warn("cni request sent back to the standalone plugin", { reason: event.reason });
+      else log.warn("cni request abandoned: its shim gave up and ran the standalone plugin", { reason: event.reason });
     });
     log.info("serving the CNI plugin's shim", { socket: path });
     return service;
@@ -83,26 +72,16 @@ async function startCni(
 
 export async function runDaemon(flags: RunFlags): Promise<void> {
   // Everything that can be wrong with the flags is reported before anything starts.
-  const leaseTtlSeconds = parseLeaseTtlSeconds(flags.subnetLeaseTtl);
-  const masqResyncMs = parseDuration("--iptables-resync", flags.iptablesResync, 1000);
-  const resyncIntervalMs = parseDuration("--resync-interval", flags.resyncInterval, 1000);
-  const healthzPort = parsePort(flags.healthzPort);
-  if (!isIpv4(flags.healthzIp))
-    throw new InvalidArgumentError(
-      "--healthz-ip",
-      flags.healthzIp,
-      "must be an IPv4 address such as 127.0.0.1 or 0.0.0.0",
-    );
-  if (flags.vxlanDevice !== undefined && !/^[A-Za-z0-9._-]{1,15}$/.test(flags.vxlanDevice)) {
-    throw new InvalidArgumentError(
-      "--vxlan-device",
-      flags.vxlanDevice,
-      "must be an interface name of 1-15 letters, digits, '.', '_' or '-'",
-    );
-  }
-  checkSocketPath(flags.cniSocket);
-
-  const log = createLogger(flags.logLevel, flags.logFormat);
+  const options = parseRunOptions(flags);
+  const log = createLogger(options.log.level, options.log.format);
+  // A thread stuck in a pod's namespace would open every later socket there: say so and stop; systemd restarts us.
+  onNamespaceEscape((error) => {
+    log.error("stopping: a thread could not return from a pod's network namespace", {
+      error: error.message,
+      exitCode: EXIT.fatal,
+    });
+    process.exit(EXIT.fatal);
+  });
   const metrics = new AgentMetrics(VERSION);
   const controller = new AbortController();
   const stop = (signal: NodeJS.Signals): void => {
@@ -112,7 +91,7 @@ export async function runDaemon(flags: RunFlags): Promise<void> {
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
 
-  const { registry: etcd, prefix } = await openRegistry(flags, "daemon");
+  const { registry: etcd, prefix, kv, layout } = await connectServiceRegistry(options.etcd, options.registryPrefix);
   const rawKernel = openKernel();
   let server: RunningServer | undefined;
   let cni: CniService | undefined;
@@ -123,20 +102,38 @@ export async function runDaemon(flags: RunFlags): Promise<void> {
     const registry = instrumentRegistry(etcd, (op, s, e) => {
       metrics.observeEtcd(op, s, e);
     });
-    const firewall = flags.ipMasq ? await chooseFirewall(processRunner, flags.firewallBackend) : undefined;
+    const firewall = options.ipMasq ? await chooseFirewall(processRunner, options.firewallBackend) : undefined;
     const agent = new Agent(
       {
         etcdPrefix: prefix,
-        subnetFile: flags.subnetFile,
-        leaseTtlSeconds,
-        ipMasq: flags.ipMasq,
-        iface: flags.iface,
-        publicIp: flags.publicIp,
-        vxlanDevice: flags.vxlanDevice,
-        resyncIntervalMs,
-        masqResyncMs,
+        subnetFile: options.subnetFile,
+        leaseTtlSeconds: options.leaseTtlSeconds,
+        ipMasq: options.ipMasq,
+        iface: options.iface,
+        publicIp: options.publicIp,
+        publicIpv6: options.publicIpv6,
+        vxlanDevice: options.vxlanDevice,
+        resyncIntervalMs: options.resyncIntervalMs,
+        masqResyncMs: options.masqResyncMs,
+        storeResetGraceMs: options.storeResetGraceMs,
       },
-      { registry, clock: systemClock, files: nodeFileStore, host: new KernelHostNetwork(kernel), kernel, firewall },
+      {
+        registry,
+        clock: systemClock,
+        files: nodeFileStore,
+        host: new KernelHostNetwork(kernel),
+        kernel,
+        firewall,
+        services: options.services
+          ? {
+              kv,
+              layout,
+              clock: systemClock,
+              podRecords: new DirectoryPodRecordSource(options.podRecordDir),
+              commands: processRunner,
+            }
+          : undefined,
+      },
     );
     agent.events.on((event) => {
       logAgentEvent(log, event);
@@ -146,21 +143,29 @@ export async function runDaemon(flags: RunFlags): Promise<void> {
     metrics.attach({
       leaseState: () => agent.leaseInfo().state,
       leaseSecondsToExpiry: () => agent.leaseInfo().secondsToExpiry,
-      peersKnown: () => agent.nodeView().peers.length,
-      peersProgrammed: () => agent.nodeView().peers.filter((p) => p.programmed).length,
+      peersKnown: () => agent.peerCounts().known,
+      peersProgrammed: () => agent.programmedCounts().peers,
+      subnetsProgrammed: () => agent.programmedCounts().byFamily,
+      peersRejected: () => agent.peerCounts().rejected,
       ready: () => ready().ready,
+      configDrift: () => agent.configDriftKind(),
+      services: () => agent.servicesView(),
     });
-    if (healthzPort !== 0) {
+    if (options.healthz !== undefined) {
       // Up before the lease: /readyz says why the node is not ready yet.
-      server = await startHttpServer(flags.healthzIp, healthzPort, {
+      server = await startHttpServer(options.healthz.ip, options.healthz.port, {
         readiness: ready,
         metrics: async () => ({ body: await metrics.metrics(), contentType: metrics.contentType }),
-        status: () => ({ readiness: ready(), ...agent.nodeView() }),
+        status: () => ({ readiness: ready(), ...agent.nodeView(), services: agent.servicesView() ?? null }),
       });
       log.info("serving /healthz, /readyz, /metrics, /status", { url: server.url });
     }
     // Before the lease, like the HTTP endpoint: until subnet.env exists the plugin answers "try again later".
-    cni = await startCni(flags.cniSocket, log, metrics);
+    cni = await startCni(options.cniSocket, log, metrics);
+    // A pod wired or removed here is published (or withdrawn) as an endpoint at once.
+    cni?.events.on((event) => {
+      if (event.type === "served") agent.podsChanged();
+    });
     const started = await agent.start(controller.signal);
     await started.done;
   } catch (error) {

@@ -1,5 +1,5 @@
 // Exit codes of trellis-agent, documented in docs/operations.md. Scripts can branch on them.
-import type { ErrorCode } from "../../../lib/src/errors.js";
+import type { ErrorCode } from "#lib/errors.js";
 
 export const EXIT = {
   ok: 0,
@@ -11,6 +11,8 @@ export const EXIT = {
   conflict: 6,
   permission: 7,
   poolExhausted: 8,
+  /** The process could not go on safely (a thread stuck in a pod's network namespace); a restart mends it. */
+  fatal: 9,
 } as const;
 
 export function exitCodeFor(code: ErrorCode | undefined): number {
@@ -27,9 +29,12 @@ export function exitCodeFor(code: ErrorCode | undefined): number {
     case "CONFLICT":
       return EXIT.conflict;
     case "PERMISSION_DENIED":
+    case "FILE_UNWRITABLE":
       return EXIT.permission;
     case "POOL_EXHAUSTED":
       return EXIT.poolExhausted;
+    case "FATAL":
+      return EXIT.fatal;
     default:
       return EXIT.failure;
   }

@@ -1,9 +1,9 @@
 // Who "this node" is for one-shot commands (status marker, leave): --public-ip, else the underlay's address,
 // and the subnet from subnet.env.
-import { InvalidArgumentError } from "../../../lib/src/errors.js";
-import { canonical, isIpv4, type Cidr } from "../../../lib/src/ipv4.js";
-import { nodeFileStore } from "../../../lib/src/files.js";
-import { parseSubnetEnv } from "../../../lib/src/subnet-env.js";
+import { InvalidArgumentError } from "#lib/errors.js";
+import { canonical, isIpv4, type Cidr } from "#lib/ipv4.js";
+import { nodeFileStore } from "#lib/files.js";
+import { parseSubnetEnv } from "#lib/subnet-env.js";
 import { chooseUnderlay } from "../node/public-ip.js";
 import type { NodeFlags } from "./options.js";
 
@@ -32,5 +32,5 @@ export async function subnetFromFile(path: string): Promise<Cidr | undefined> {
   const text = await nodeFileStore.read(path).catch(() => undefined);
   if (text === undefined) return undefined;
   const parsed = parseSubnetEnv(text);
-  return parsed.ok ? canonical(parsed.value.subnet) : undefined;
+  return parsed.ok && parsed.value.subnet !== undefined ? canonical(parsed.value.subnet) : undefined;
 }

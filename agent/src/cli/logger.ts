@@ -1,7 +1,7 @@
 // winston, configured once by the entry point: JSON lines by default (for journald/log shippers), a compact human
 // format for terminals. Core code never logs; it emits events that cli/*-log.ts turns into lines.
 import winston from "winston";
-import { LOG_LEVELS, type LogFormat, type LogLevel } from "./options.js";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "../config/run-options.js";
 
 export function createLogger(level: LogLevel, format: LogFormat): winston.Logger {
   const text = winston.format.printf((info) => {

@@ -1,11 +1,13 @@
 // trellis-agent entry point: argv + env → a subcommand. The only place (with the command actions) that writes to
 // the console and sets the exit code. Errors become one clear line on stderr, never a stack trace.
 import { Command, CommanderError } from "commander";
-import { errorMessage, TrellisError } from "../../../lib/src/errors.js";
+import { errorMessage, TrellisError } from "#lib/errors.js";
 import { registerCleanup } from "./commands/cleanup.js";
+import { registerDns } from "./commands/dns.js";
 import { registerNetwork } from "./commands/network.js";
 import { registerLeaseAdmin } from "./commands/reserve.js";
 import { registerRun } from "./commands/run.js";
+import { registerApply, registerService } from "./commands/service.js";
 import { registerStatus } from "./commands/status.js";
 import { registerVersion } from "./commands/version.js";
 import { applyConfigFile } from "./config-file.js";
@@ -27,17 +29,22 @@ function buildProgram(): Command {
     applyConfigFile(action);
   });
   registerRun(program);
+  registerDns(program);
   registerStatus(program);
   registerNetwork(program);
   registerLeaseAdmin(program);
+  registerService(program);
+  registerApply(program);
   registerCleanup(program);
   registerVersion(program);
-  // Subcommands inherit exitOverride and output settings only when set on each of them.
-  for (const command of program.commands) {
-    command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });
-    for (const sub of command.commands)
+  // Subcommands inherit exitOverride and output settings only when set on each of them, at every depth.
+  const configure = (command: Command): void => {
+    for (const sub of command.commands) {
       sub.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });
-  }
+      configure(sub);
+    }
+  };
+  configure(program);
   return program;
 }
 

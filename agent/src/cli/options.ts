@@ -2,10 +2,8 @@
 // environment variable TRELLIS_<FLAG_IN_UPPER_SNAKE_CASE>; a flag wins over the variable, which wins over the default.
 import { Option, type Command } from "commander";
 import { DEFAULTS, ENV_PREFIX } from "../config/agent-options.js";
-
-export type LogFormat = "json" | "text";
-export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import { LOG_FORMATS, LOG_LEVELS, type RawRunOptions } from "../config/run-options.js";
+import type { RawDnsOptions } from "../config/dns-options.js";
 
 export function envName(flag: string): string {
   return ENV_PREFIX + flag.replace(/^--/, "").replace(/-/g, "_").toUpperCase();
@@ -28,6 +26,13 @@ export function addEtcdOptions(command: Command): Command {
     )
     .addOption(flag("--etcd-endpoints <urls>", "comma-separated etcd endpoints", DEFAULTS.etcdEndpoints))
     .addOption(flag("--etcd-prefix <path>", "etcd key prefix of the network", DEFAULTS.etcdPrefix))
+    .addOption(
+      flag(
+        "--registry-prefix <path>",
+        "etcd key prefix of trellis's service registry (Services, pods)",
+        DEFAULTS.registryPrefix,
+      ),
+    )
     .addOption(flag("--etcd-cafile <path>", "CA certificate to verify etcd (PEM)"))
     .addOption(flag("--etcd-certfile <path>", "client certificate for etcd (PEM)"))
     .addOption(flag("--etcd-keyfile <path>", "client key for etcd (PEM)"))
@@ -45,6 +50,24 @@ export function addNodeOptions(command: Command): Command {
     )
     .addOption(flag("--public-ip <ip>", "IP other nodes use to reach this one; default: the --iface address"))
     .addOption(flag("--subnet-file <path>", "where the node's lease is written for CNI plugins", DEFAULTS.subnetFile));
+}
+
+/** --log-level and --log-format, as every daemon command takes them. */
+export function addLogOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option("--log-level <level>", "log level").choices(LOG_LEVELS).env(envName("--log-level")).default("info"),
+    )
+    .addOption(
+      new Option("--log-format <format>", "json lines, or text for terminals")
+        .choices(LOG_FORMATS)
+        .env(envName("--log-format"))
+        .default(process.stderr.isTTY ? "text" : "json"),
+    )
+    .option(
+      "--print-config",
+      "print the effective configuration (with where each value came from, secrets masked) and exit",
+    );
 }
 
 export function addHealthzOptions(command: Command): Command {
@@ -70,6 +93,7 @@ export interface EtcdFlags {
   config?: string;
   etcdEndpoints?: string;
   etcdPrefix?: string;
+  registryPrefix?: string;
   etcdCafile?: string;
   etcdCertfile?: string;
   etcdKeyfile?: string;
@@ -83,15 +107,13 @@ export interface NodeFlags {
   subnetFile: string;
 }
 
-export interface RunFlags extends EtcdFlags, NodeFlags, HealthzFlags {
-  subnetLeaseTtl: string;
-  ipMasq: boolean;
-  iptablesResync: string;
-  resyncInterval: string;
+/** `run`'s flags as commander gives them: validated into RunOptions by config/run-options.ts. */
+export interface RunFlags extends EtcdFlags, NodeFlags, HealthzFlags, RawRunOptions {
   vxlanDevice?: string;
-  cniSocket: string;
-  firewallBackend: "auto" | "nftables" | "iptables";
-  logLevel: LogLevel;
-  logFormat: LogFormat;
+  printConfig?: boolean;
+}
+
+/** `dns`'s flags as commander gives them: validated into DnsOptions by config/dns-options.ts. */
+export interface DnsFlags extends EtcdFlags, RawDnsOptions {
   printConfig?: boolean;
 }

@@ -1,8 +1,10 @@
 // The agent's options as one typed object with documented defaults, validated once at start. Raw values come
 // from flags or TRELLIS_* environment variables (cli/options.ts); everything here is pure.
-import { InvalidArgumentError } from "../../../lib/src/errors.js";
-import { parseDuration } from "../../../lib/src/duration.js";
+import { InvalidArgumentError } from "#lib/errors.js";
+import { parseDuration } from "#lib/duration.js";
+import { DEFAULT_CNI_SOCKET, DEFAULT_POD_RECORD_DIR, DEFAULT_SUBNET_FILE } from "#lib/names.js";
 import type { EtcdConnectionOptions } from "../etcd/client.js";
+import { DEFAULT_REGISTRY_PREFIX } from "../services/registry-layout.js";
 
 export const ENV_PREFIX = "TRELLIS_";
 
@@ -10,16 +12,26 @@ export const DEFAULTS = {
   /** flannel also tries :4001 (etcd v2); v3 only here. */
   etcdEndpoints: "http://127.0.0.1:2379",
   etcdPrefix: "/coreos.com/network",
+  /** trellis's own keys beside flannel's: Services, their cluster IPs, pods as endpoints (docs/operations.md). */
+  registryPrefix: DEFAULT_REGISTRY_PREFIX,
   /** Where flannel's CNI plugin (and ours) read the node's lease. */
-  subnetFile: "/run/flannel/subnet.env",
+  subnetFile: DEFAULT_SUBNET_FILE,
   subnetLeaseTtl: "24h",
+  /** How often the masquerade rules are checked (one `nft -j list table`). */
+  iptablesResync: "1s",
+  /** The periodic full dataplane pass; kernel events repair drift at once anyway. */
+  resyncInterval: "10s",
+  /** After a store reset, how long peers missing from etcd keep their routes. */
+  storeResetGrace: "60s",
   /** Unary etcd request deadline for the daemon. */
   etcdRequestTimeout: "5s",
   /** /healthz, /readyz, /metrics, /status: loopback only unless asked. */
   healthzIp: "127.0.0.1",
   healthzPort: "9808",
   /** The CNI service for the plugin's native shim (docs/decisions/0011); "" turns it off. */
-  cniSocket: "/run/trellis/cni.sock",
+  cniSocket: DEFAULT_CNI_SOCKET,
+  /** The CNI plugin's pod records (its podRecordDir): this node's pods, published as Service endpoints. */
+  podRecordDir: DEFAULT_POD_RECORD_DIR,
   /** Read when it exists; --config names another. */
   configFile: "/etc/trellis/agent.json",
 } as const;
@@ -74,10 +86,14 @@ export function parseEndpoints(text: string): string[] {
   return endpoints;
 }
 
-export function parsePrefix(text: string): string {
+export function parsePrefix(text: string, field = "--etcd-prefix"): string {
   const prefix = text.replace(/\/+$/, "");
   if (!prefix.startsWith("/") || prefix.length < 2 || /\s/.test(prefix)) {
-    throw new InvalidArgumentError("--etcd-prefix", text, "must be an absolute key path such as /coreos.com/network");
+    throw new InvalidArgumentError(
+      field,
+      text,
+      `must be an absolute key path such as ${field === "--etcd-prefix" ? DEFAULTS.etcdPrefix : DEFAULTS.registryPrefix}`,
+    );
   }
   return prefix;
 }

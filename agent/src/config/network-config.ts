@@ -1,7 +1,10 @@
 // The network config stored at <prefix>/config, in flannel's JSON format. Parsing, defaults and validation follow
 // flannel (docs in ../shared/reference/flannel.md) and every rejection names the field, its value and what is
 // allowed. Pure: no I/O here.
-import { InvalidConfigError } from "../../../lib/src/errors.js";
+import { InvalidConfigError } from "#lib/errors.js";
+import { isRecord } from "#lib/records.js";
+import { BACKEND_TYPES, type BackendType } from "../dataplane/backends/registry.js";
+import type { BackendSettings } from "../dataplane/backends/backend.js";
 import {
   canonical,
   formatCidr,
@@ -13,25 +16,51 @@ import {
   sizeOf,
   containsIp,
   type Cidr,
-} from "../../../lib/src/ipv4.js";
+} from "#lib/ipv4.js";
+import {
+  canonical6,
+  containsIp6,
+  formatCidr6,
+  formatIpv6,
+  isCanonical6,
+  maskOf6,
+  parseCidr6,
+  parseIpv6,
+  sizeOf6,
+  type Cidr6,
+} from "#lib/ipv6.js";
 
-export const BACKEND_TYPES = ["vxlan", "host-gw"] as const;
-export type BackendType = (typeof BACKEND_TYPES)[number];
-
-export const DEFAULT_NETWORK = "172.30.0.0/16";
 export const DEFAULT_VNI = 1;
 /** The IANA port is 4789; flannel and the Linux kernel default to 8472. */
 export const DEFAULT_VXLAN_PORT = 8472;
 export const MAX_VNI = 16_777_215;
 
-export interface BackendConfig {
+/** The IPv4 network of an IPv6-only config: empty, as flannel's zero IP4Net. */
+const NO_NETWORK: Cidr = { ip: 0, prefixLen: 0 };
+
+/** flannel's Backend object; Type is one of the backends in dataplane/backends/registry.ts. */
+export interface BackendConfig extends BackendSettings {
   readonly type: BackendType;
-  readonly vni: number;
-  readonly port: number;
-  readonly directRouting: boolean;
+}
+
+/** The IPv6 pod network (EnableIPv6): flannel's IPv6Network, IPv6SubnetLen, IPv6SubnetMin/Max. */
+export interface Ipv6Pool {
+  readonly network: Cidr6;
+  readonly subnetLen: number;
+  /** First subnet's address that may be leased. */
+  readonly subnetMin: bigint;
+  /** Last subnet's address that may be leased. */
+  readonly subnetMax: bigint;
 }
 
 export interface NetworkConfig {
+  /**
+   * EnableIPv4 (default true). False: an IPv6-only network, where `network`, `subnetLen`, `subnetMin` and `subnetMax`
+   * are the empty 0.0.0.0/0 and a lease key's IPv4 half is flannel's "0.0.0.0-0".
+   */
+  readonly enableIPv4: boolean;
+  /** The IPv6 pod network when EnableIPv6 is true, else undefined. */
+  readonly ipv6: Ipv6Pool | undefined;
   readonly network: Cidr;
   readonly subnetLen: number;
   /** First subnet's address (uint32) that may be leased. */
@@ -42,23 +71,22 @@ export interface NetworkConfig {
 }
 
 // Keys flannel knows and we accept but do not act on (so a flannel-written config still loads).
-const IGNORED_TOP_KEYS = new Set(["EnableIPv4", "EnableNFTables"]);
+const IGNORED_TOP_KEYS = new Set(["EnableNFTables"]);
+const IPV6_KEYS = ["IPv6Network", "IPv6SubnetLen", "IPv6SubnetMin", "IPv6SubnetMax"] as const;
 const TOP_KEYS = new Set([
   "Network",
   "SubnetLen",
   "SubnetMin",
   "SubnetMax",
   "Backend",
+  "EnableIPv4",
   "EnableIPv6",
+  ...IPV6_KEYS,
   ...IGNORED_TOP_KEYS,
 ]);
 const BACKEND_KEYS = new Set(["Type", "VNI", "Port", "DirectRouting", "GBP", "Learning", "MTU", "MacPrefix"]);
 
 type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** Parses the JSON text stored in etcd. */
 export function parseNetworkConfig(text: string): NetworkConfig {
@@ -100,7 +128,7 @@ function parseBackend(value: unknown): BackendConfig {
   if (value === undefined || value === null) {
     return { type: "vxlan", vni: DEFAULT_VNI, port: DEFAULT_VXLAN_PORT, directRouting: false };
   }
-  if (!isObject(value)) throw new InvalidConfigError("Backend", value, 'must be an object such as {"Type":"vxlan"}');
+  if (!isRecord(value)) throw new InvalidConfigError("Backend", value, 'must be an object such as {"Type":"vxlan"}');
   checkKeys(value, BACKEND_KEYS, "Backend.");
   const type = value.Type ?? "vxlan";
   if (typeof type !== "string" || !(BACKEND_TYPES as readonly string[]).includes(type)) {
@@ -154,10 +182,20 @@ function parseBound(
 
 /** Validates a decoded config object and fills in flannel's defaults. */
 export function validateNetworkConfig(raw: unknown): NetworkConfig {
-  if (!isObject(raw)) throw new InvalidConfigError("network config", raw, "must be a JSON object");
+  if (!isRecord(raw)) throw new InvalidConfigError("network config", raw, "must be a JSON object");
   checkKeys(raw, TOP_KEYS, "");
-  if (raw.EnableIPv6 === true)
-    throw new InvalidConfigError("EnableIPv6", true, "IPv6 is not supported yet; remove it or set false");
+  const enableIPv4 = booleanField(raw, "EnableIPv4", true);
+  const enableIPv6 = booleanField(raw, "EnableIPv6", false);
+  if (!enableIPv4 && !enableIPv6)
+    throw new InvalidConfigError(
+      "EnableIPv4",
+      false,
+      "leaves no network: set EnableIPv6 true (IPv6-only) or remove it",
+    );
+  // As flannel: the IPv6 fields count only with EnableIPv6, the IPv4 ones only with EnableIPv4.
+  const ipv6 = enableIPv6 ? parseIpv6Pool(raw) : undefined;
+  const backend = parseBackend(raw.Backend);
+  if (!enableIPv4) return { enableIPv4, ipv6, network: NO_NETWORK, subnetLen: 0, subnetMin: 0, subnetMax: 0, backend };
   const network = parseNetwork(raw.Network);
 
   const given = integerField(raw, "SubnetLen", "SubnetLen", 0, 32);
@@ -187,7 +225,83 @@ export function validateNetworkConfig(raw: unknown): NetworkConfig {
       `must not be above SubnetMax ${formatIpv4(subnetMax)}`,
     );
   }
-  return { network, subnetLen, subnetMin, subnetMax, backend: parseBackend(raw.Backend) };
+  return { enableIPv4, ipv6, network, subnetLen, subnetMin, subnetMax, backend };
+}
+
+function booleanField(obj: Json, field: string, fallback: boolean): boolean {
+  const value = obj[field];
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== "boolean") throw new InvalidConfigError(field, value, "must be true or false");
+  return value;
+}
+
+function parseIpv6Network(value: unknown): Cidr6 {
+  if (value === undefined || value === null || value === "")
+    throw new InvalidConfigError("IPv6Network", value, "is required with EnableIPv6: an IPv6 CIDR such as fd30::/56");
+  const cidr = typeof value === "string" ? parseCidr6(value) : undefined;
+  if (cidr === undefined) throw new InvalidConfigError("IPv6Network", value, "must be an IPv6 CIDR such as fd30::/56");
+  if (!isCanonical6(cidr))
+    throw new InvalidConfigError(
+      "IPv6Network",
+      value,
+      `has host bits set; the network address is ${formatCidr6(canonical6(cidr))}`,
+    );
+  if (cidr.prefixLen > 124)
+    throw new InvalidConfigError("IPv6Network", value, "is too small: the prefix length must be /124 or shorter");
+  return cidr;
+}
+
+function parseIpv6Bound(
+  obj: Json,
+  field: "IPv6SubnetMin" | "IPv6SubnetMax",
+  pool: Cidr6,
+  len: number,
+  fallback: bigint,
+): bigint {
+  const value = obj[field];
+  if (value === undefined || value === null || value === "") return fallback;
+  const ip = typeof value === "string" ? parseIpv6(value) : undefined;
+  if (ip === undefined) throw new InvalidConfigError(field, value, "must be an IPv6 address such as fd30:0:0:1::");
+  if (!containsIp6(pool, ip))
+    throw new InvalidConfigError(field, value, `must be inside IPv6Network ${formatCidr6(pool)}`);
+  if ((ip & maskOf6(len)) !== ip)
+    throw new InvalidConfigError(field, value, `must be on a /${len} (IPv6SubnetLen) boundary`);
+  return ip;
+}
+
+/** flannel's rules for the IPv6 pool, on 128 bits: default /64 subnets, at least four of them, the first skipped. */
+function parseIpv6Pool(raw: Json): Ipv6Pool {
+  const network = parseIpv6Network(raw.IPv6Network);
+  const given = integerField(raw, "IPv6SubnetLen", "IPv6SubnetLen", 0, 128);
+  let subnetLen: number;
+  if (given === undefined || given === 0) {
+    subnetLen = network.prefixLen <= 62 ? 64 : network.prefixLen + 2;
+  } else {
+    const low = network.prefixLen + 2;
+    if (given < low || given > 126)
+      throw new InvalidConfigError(
+        "IPv6SubnetLen",
+        given,
+        `must be between ${low} and 126 for IPv6Network ${formatCidr6(network)} (the network must hold at least four subnets)`,
+      );
+    subnetLen = given;
+  }
+  const step = sizeOf6(subnetLen);
+  const subnetMin = parseIpv6Bound(raw, "IPv6SubnetMin", network, subnetLen, network.ip + step);
+  const subnetMax = parseIpv6Bound(
+    raw,
+    "IPv6SubnetMax",
+    network,
+    subnetLen,
+    network.ip + sizeOf6(network.prefixLen) - step,
+  );
+  if (subnetMin > subnetMax)
+    throw new InvalidConfigError(
+      "IPv6SubnetMin",
+      formatIpv6(subnetMin),
+      `must not be above IPv6SubnetMax ${formatIpv6(subnetMax)}`,
+    );
+  return { network, subnetLen, subnetMin, subnetMax };
 }
 
 /** flannel's JSON form with every default written out. */
@@ -198,13 +312,25 @@ export function formatNetworkConfig(config: NetworkConfig): string {
     backend.Port = config.backend.port;
     backend.DirectRouting = config.backend.directRouting;
   }
-  return JSON.stringify({
-    Network: formatCidr(config.network),
-    SubnetLen: config.subnetLen,
-    SubnetMin: formatIpv4(config.subnetMin),
-    SubnetMax: formatIpv4(config.subnetMax),
-    Backend: backend,
-  });
+  const ipv6 =
+    config.ipv6 === undefined
+      ? {}
+      : {
+          EnableIPv6: true,
+          IPv6Network: formatCidr6(config.ipv6.network),
+          IPv6SubnetLen: config.ipv6.subnetLen,
+          IPv6SubnetMin: formatIpv6(config.ipv6.subnetMin),
+          IPv6SubnetMax: formatIpv6(config.ipv6.subnetMax),
+        };
+  const ipv4 = config.enableIPv4
+    ? {
+        Network: formatCidr(config.network),
+        SubnetLen: config.subnetLen,
+        SubnetMin: formatIpv4(config.subnetMin),
+        SubnetMax: formatIpv4(config.subnetMax),
+      }
+    : { EnableIPv4: false };
+  return JSON.stringify({ ...ipv4, ...ipv6, Backend: backend });
 }
 
 /** How many subnets the pool holds. */
@@ -223,5 +349,27 @@ export function subnetInPool(config: NetworkConfig, subnet: Cidr): boolean {
 }
 
 export function poolDescription(config: NetworkConfig): string {
-  return `${formatCidr(config.network)} (/${config.subnetLen} subnets ${formatIpv4(config.subnetMin)}–${formatIpv4(config.subnetMax)})`;
+  const v4 = `${formatCidr(config.network)} (/${config.subnetLen} subnets ${formatIpv4(config.subnetMin)}–${formatIpv4(config.subnetMax)})`;
+  const v6 = config.ipv6;
+  const v6Text =
+    v6 === undefined
+      ? ""
+      : `${formatCidr6(v6.network)} (/${v6.subnetLen} subnets ${formatIpv6(v6.subnetMin)}–${formatIpv6(v6.subnetMax)})`;
+  if (!config.enableIPv4) return v6Text;
+  return v6 === undefined ? v4 : `${v4} and ${v6Text}`;
+}
+
+/** How many IPv6 subnets the pool holds (a Number: past 2^53 it is approximate, which only a message shows). */
+export function pool6Size(pool: Ipv6Pool): number {
+  return Number((pool.subnetMax - pool.subnetMin) / sizeOf6(pool.subnetLen) + 1n);
+}
+
+/** True when the IPv6 subnet is one the config could hand out (inside the IPv6 pool, right length, aligned). */
+export function subnet6InPool(pool: Ipv6Pool, subnet: Cidr6): boolean {
+  return (
+    subnet.prefixLen === pool.subnetLen &&
+    isCanonical6(subnet) &&
+    subnet.ip >= pool.subnetMin &&
+    subnet.ip <= pool.subnetMax
+  );
 }

@@ -1,170 +1,130 @@
-// The kernel state this node should have, computed from the lease, the peers and the underlay. Pure: the
-// reconciler compares it with a dump of what the kernel has and applies the difference.
-import { containsIp, formatCidr, formatIpv4, parseCidr, parseIpv4, type Cidr } from "../../../lib/src/ipv4.js";
-import type { FdbSpec, NeighborSpec, RouteSpec } from "../../../lib/src/netlink/kernel.js";
-import type { BackendConfig } from "../config/network-config.js";
+// The kernel state this node should have, computed from the lease, the peers and the underlay by the backend the
+// network config names: one plane per address family the node runs. Pure: the reconciler compares each plane with
+// a dump of what the kernel has of that family and applies the difference.
+import { formatCidr } from "#lib/ipv4.js";
+import { formatCidr6 } from "#lib/ipv6.js";
+import type { FdbSpec, IpFamily, NeighborSpec, RouteSpec } from "#lib/netlink/kernel.js";
 import type { Peer } from "../lease/peers.js";
-
-/** Route protocol number on every route we install: how we recognise ours (and never touch anyone else's). */
-export const TRELLIS_ROUTE_PROTOCOL = 145;
-
-export interface UnderlayLink {
-  readonly name: string;
-  readonly index: number;
-  readonly mtu: number;
-  readonly localIp: string;
-  /** The underlay's connected prefixes ("10.42.0.11/24"): peers inside them are directly reachable. */
-  readonly addresses: readonly string[];
-}
-
-export interface OwnLease {
-  readonly subnet: Cidr;
-  readonly vtepMac?: string | undefined;
-}
-
-export interface DesiredDevice {
-  readonly name: string;
-  readonly vni: number;
-  readonly port: number;
-  readonly local: string;
-  readonly underlayIndex: number;
-  readonly mtu: number;
-  readonly mac: string;
-  /** `<subnet>.0/32` */
-  readonly address: string;
-}
+import type { Backend, DeviceSpec, NodeContext, OwnLease, PlaneLayout } from "./backends/backend.js";
+import { routeKey } from "./marks.js";
+import type { UnderlayLink } from "./underlay.js";
 
 export interface SkippedPeer {
-  readonly subnet: Cidr;
+  readonly family: IpFamily;
+  /** The subnet of that family ("172.30.9.0/24", "fd30:0:0:9::/64"; the IPv4 one for a peer without an IPv6 subnet). */
+  readonly subnet: string;
+  /** The public IP the plane would use (PublicIPv6 where the IPv6 plane tunnels to it). */
   readonly publicIp: string;
   readonly reason: string;
 }
 
 export interface DesiredState {
-  readonly device: DesiredDevice | undefined;
+  readonly family: IpFamily;
+  /** The plane's own device, if it has one. */
+  readonly device: DeviceSpec | undefined;
+  /** The node's address on the device holding this plane's entries (its own, or the one it shares). */
+  readonly address: string | undefined;
   /** Keyed by "dst/len". */
   readonly routes: ReadonlyMap<string, RouteSpec>;
   /** Keyed by peer IP. Empty without a device. */
   readonly neighbors: ReadonlyMap<string, NeighborSpec>;
-  /** Keyed by MAC. */
+  /** Keyed by MAC. Held by the plane that owns the device (a plane sharing another's device has none). */
   readonly fdb: ReadonlyMap<string, FdbSpec>;
   readonly skipped: readonly SkippedPeer[];
 }
 
 export interface DesiredInput {
-  readonly backend: BackendConfig;
+  /** The network config's backend (backends/registry.ts). */
+  readonly backend: Backend;
   readonly deviceName: string;
+  /** The IPv6 plane's device name (flannel-v6.<VNI>). */
+  readonly device6Name?: string | undefined;
   readonly underlay: UnderlayLink;
   readonly own: OwnLease;
   readonly peers: Iterable<Peer>;
-  /** Index of the vxlan device when it exists (neighbour and FDB entries hang on it). */
+  /** Index of the device holding the plane's entries when it exists (neighbour and FDB entries hang on it). */
   readonly deviceIndex: number | undefined;
+  /** The plane; default 4. */
+  readonly family?: IpFamily | undefined;
+  /** The planes the node runs; default 4, and 6 when the lease has an IPv6 subnet. */
+  readonly families?: readonly IpFamily[] | undefined;
 }
 
-export function defaultDeviceName(vni: number): string {
-  return `flannel.${vni}`;
+/** The planes a node with this lease runs: IPv4 unless switched off, IPv6 with an IPv6 subnet. */
+export function planeFamilies(own: OwnLease, enableIPv4 = true): IpFamily[] {
+  return [...(enableIPv4 ? [4 as const] : []), ...(own.subnet6 === undefined ? [] : [6 as const])];
 }
 
-export function routeKey(route: { dst: string; prefixLen: number }): string {
-  return `${route.dst}/${route.prefixLen}`;
-}
-
-/** True when ip sits inside one of the underlay's connected prefixes (no gateway needed). */
-export function directlyReachable(underlay: UnderlayLink, ip: string): boolean {
-  const target = parseIpv4(ip);
-  if (target === undefined) return false;
-  return underlay.addresses.some((address) => {
-    const cidr = parseCidr(address);
-    return cidr !== undefined && cidr.prefixLen < 32 && containsIp(cidr, target);
-  });
-}
-
-function viaUnderlay(peer: Peer, underlay: UnderlayLink): RouteSpec {
+export function nodeContext(input: Omit<DesiredInput, "backend" | "peers" | "deviceIndex" | "family">): NodeContext {
   return {
-    dst: formatIpv4(peer.subnet.ip),
-    prefixLen: peer.subnet.prefixLen,
-    gateway: peer.attrs.publicIp,
-    oif: underlay.index,
-    protocol: TRELLIS_ROUTE_PROTOCOL,
+    deviceName: input.deviceName,
+    device6Name: input.device6Name,
+    underlay: input.underlay,
+    own: input.own,
+    families: input.families ?? planeFamilies(input.own),
   };
 }
 
+/** One plane's desired state. */
 export function desiredState(input: DesiredInput): DesiredState {
-  const { backend, underlay, own } = input;
+  const node = nodeContext(input);
+  const family = input.family ?? 4;
+  return planeState(input.backend, node, input.backend.plane(family, node), input.peers, input.deviceIndex);
+}
+
+function planeState(
+  backend: Backend,
+  node: NodeContext,
+  layout: PlaneLayout,
+  peers: Iterable<Peer>,
+  deviceIndex: number | undefined,
+): DesiredState {
+  const { family } = layout;
   const routes = new Map<string, RouteSpec>();
   const neighbors = new Map<string, NeighborSpec>();
   const fdb = new Map<string, FdbSpec>();
   const skipped: SkippedPeer[] = [];
-  const skip = (peer: Peer, reason: string): void => {
-    skipped.push({ subnet: peer.subnet, publicIp: peer.attrs.publicIp, reason });
-  };
-
-  let device: DesiredDevice | undefined;
-  if (backend.type === "vxlan") {
-    if (own.vtepMac === undefined) throw new Error("a vxlan lease needs a VTEP MAC");
-    device = {
-      name: input.deviceName,
-      vni: backend.vni,
-      port: backend.port,
-      local: underlay.localIp,
-      underlayIndex: underlay.index,
-      mtu: underlay.mtu - 50,
-      mac: own.vtepMac,
-      address: `${formatIpv4(own.subnet.ip)}/32`,
-    };
+  for (const peer of peers) {
+    const { backendType } = peer.attrs;
+    const entries =
+      backendType !== undefined && backendType !== backend.type
+        ? { skip: `peer runs backend ${backendType}, this network uses ${backend.type}` }
+        : backend.peerEntries(family, peer, node, deviceIndex);
+    if ("skip" in entries) {
+      const subnet = family === 6 && peer.subnet6 !== undefined ? formatCidr6(peer.subnet6) : formatCidr(peer.subnet);
+      const publicIp = family === 6 ? (peer.attrs.publicIpv6 ?? peer.attrs.publicIp) : peer.attrs.publicIp;
+      skipped.push({ family, subnet, publicIp, reason: entries.skip });
+      continue;
+    }
+    routes.set(routeKey(entries.route), entries.route);
+    if (entries.neighbor !== undefined) neighbors.set(entries.neighbor.ip, entries.neighbor);
+    if (entries.fdb !== undefined) fdb.set(entries.fdb.mac, entries.fdb);
   }
-
-  for (const peer of input.peers) {
-    const { publicIp, backendType } = peer.attrs;
-    if (backendType !== undefined && backendType !== backend.type) {
-      skip(peer, `peer runs backend ${backendType}, this network uses ${backend.type}`);
-      continue;
-    }
-    const direct = directlyReachable(underlay, publicIp);
-    if (backend.type === "host-gw") {
-      if (!direct) {
-        skip(
-          peer,
-          `public IP ${publicIp} is not on a network directly connected to ${underlay.name}; host-gw needs every node on one L2 network (use vxlan)`,
-        );
-        continue;
-      }
-      const route = viaUnderlay(peer, underlay);
-      routes.set(routeKey(route), route);
-      continue;
-    }
-    if (backend.directRouting && direct) {
-      const route = viaUnderlay(peer, underlay);
-      routes.set(routeKey(route), route);
-      continue;
-    }
-    const { vtepMac, vni } = peer.attrs;
-    if (vtepMac === undefined) {
-      skip(peer, "lease has no BackendData.VtepMAC");
-      continue;
-    }
-    if (vni !== undefined && vni !== backend.vni) {
-      skip(peer, `peer uses VNI ${vni}, this network uses ${backend.vni}`);
-      continue;
-    }
-    const gateway = formatIpv4(peer.subnet.ip);
-    const route: RouteSpec = {
-      dst: gateway,
-      prefixLen: peer.subnet.prefixLen,
-      gateway,
-      ...(input.deviceIndex === undefined ? {} : { oif: input.deviceIndex }),
-      onlink: true,
-      protocol: TRELLIS_ROUTE_PROTOCOL,
-    };
-    routes.set(routeKey(route), route);
-    if (input.deviceIndex !== undefined) {
-      neighbors.set(gateway, { index: input.deviceIndex, ip: gateway, mac: vtepMac, permanent: true });
-      fdb.set(vtepMac, { index: input.deviceIndex, mac: vtepMac, dst: publicIp });
-    }
-  }
-  return { device, routes, neighbors, fdb, skipped };
+  return { family, device: layout.device, address: layout.address, routes, neighbors, fdb, skipped };
 }
 
-export function describeSkipped(skipped: SkippedPeer): string {
-  return `${formatCidr(skipped.subnet)} (${skipped.publicIp}): ${skipped.reason}`;
+/**
+ * Every plane's desired state, given the index of each plane's device (its own, or the one it shares). The FDB
+ * entries of a plane that shares another's device are that device's: they move to the plane owning it, so both
+ * planes never disagree about one entry.
+ */
+export function desiredPlanes(
+  backend: Backend,
+  node: NodeContext,
+  layouts: readonly PlaneLayout[],
+  peers: readonly Peer[],
+  deviceIndices: ReadonlyMap<IpFamily, number | undefined>,
+): DesiredState[] {
+  const states = layouts.map((layout) =>
+    planeState(backend, node, layout, peers, deviceIndices.get(layout.sharesDeviceOf ?? layout.family)),
+  );
+  return states.map((state, i) => {
+    const layout = layouts[i];
+    if (layout?.sharesDeviceOf !== undefined) return { ...state, fdb: new Map() };
+    const guests = states.filter((_, j) => layouts[j]?.sharesDeviceOf === state.family);
+    if (guests.length === 0) return state;
+    const fdb = new Map(state.fdb);
+    for (const guest of guests) for (const [mac, entry] of guest.fdb) if (!fdb.has(mac)) fdb.set(mac, entry);
+    return { ...state, fdb };
+  });
 }

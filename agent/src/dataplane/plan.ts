@@ -1,31 +1,30 @@
-// What the kernel has of ours, and the changes that turn it into the desired state. Pure.
+// What the kernel has of ours, and the changes that turn it into the desired state, one plane (address family) at a
+// time. Pure.
 import type {
   AddressInfo,
   FdbEntry,
   FdbSpec,
-  LinkChanges,
-  LinkInfo,
   NeighborInfo,
   NeighborSpec,
   RouteInfo,
   RouteSpec,
-} from "../../../lib/src/netlink/kernel.js";
-import type { DesiredDevice, DesiredState } from "./desired.js";
+} from "#lib/netlink/kernel.js";
+import type { DesiredState } from "./desired.js";
 
 export interface ActualState {
-  /** Routes carrying our protocol number, keyed by "dst/len". */
+  /** Routes of the plane's family carrying our protocol number, keyed by "dst/len". */
   readonly routes: ReadonlyMap<string, RouteInfo>;
-  /** Neighbours on our device, keyed by IP. */
+  /** Neighbours of the plane's family on the device holding its entries, keyed by IP. */
   readonly neighbors: ReadonlyMap<string, NeighborInfo>;
-  /** FDB entries on our device, keyed by MAC. */
+  /** FDB entries on our device, keyed by MAC (none for a plane sharing another plane's device). */
   readonly fdb: ReadonlyMap<string, FdbEntry>;
-  /** Addresses on our device. */
+  /** Addresses of the plane's family on the device holding its entries (IPv6 link-local ones left out). */
   readonly deviceAddresses: readonly AddressInfo[];
 }
 
 /** The state a converged pass left behind, as if dumped: lets a peer change be applied without dumping again. */
 export function assumedActual(desired: DesiredState, deviceIndex: number | undefined): ActualState {
-  const address = desired.device?.address.split("/")[0];
+  const address = parseAddress(desired.address);
   return {
     routes: new Map(
       [...desired.routes].map(([key, r]) => [
@@ -40,6 +39,8 @@ export function assumedActual(desired: DesiredState, deviceIndex: number | undef
           scope: "universe",
           type: "unicast",
           onlink: r.onlink ?? false,
+          // IPv6 routes always have one: the kernel's default.
+          ...(r.metric !== undefined ? { metric: r.metric } : desired.family === 6 ? { metric: 1024 } : {}),
         },
       ]),
     ),
@@ -55,46 +56,15 @@ export function assumedActual(desired: DesiredState, deviceIndex: number | undef
         { index: f.index, mac: f.mac, dst: f.dst, permanent: true, self: true },
       ]),
     ),
-    deviceAddresses:
-      deviceIndex === undefined || address === undefined ? [] : [{ index: deviceIndex, address, prefixLen: 32 }],
+    deviceAddresses: deviceIndex === undefined || address === undefined ? [] : [{ index: deviceIndex, ...address }],
   };
 }
 
-export type DeviceVerdict =
-  | { readonly action: "keep" }
-  | { readonly action: "create" }
-  | { readonly action: "recreate"; readonly reason: string }
-  | { readonly action: "update"; readonly changes: LinkChanges; readonly reason: string };
-
-/** Whether the existing device (by name) is the one we want, can be adjusted in place, or must be made again. */
-export function deviceVerdict(desired: DesiredDevice, actual: LinkInfo | undefined): DeviceVerdict {
-  if (actual === undefined) return { action: "create" };
-  const v = actual.vxlan;
-  if (actual.kind !== "vxlan" || v === undefined)
-    return { action: "recreate", reason: `${actual.name} is a ${actual.kind ?? "non-vxlan"} link` };
-  const differences: string[] = [];
-  if (v.vni !== desired.vni) differences.push(`VNI ${v.vni} → ${desired.vni}`);
-  if (v.port !== desired.port) differences.push(`port ${v.port} → ${desired.port}`);
-  if (v.local !== desired.local) differences.push(`local ${v.local ?? "none"} → ${desired.local}`);
-  if (v.underlayIndex !== desired.underlayIndex)
-    differences.push(`underlay ifindex ${v.underlayIndex ?? "none"} → ${desired.underlayIndex}`);
-  if (v.learning) differences.push("learning on → off");
-  if (differences.length > 0) return { action: "recreate", reason: differences.join(", ") };
-  const changes: LinkChanges = {};
-  const reasons: string[] = [];
-  if (actual.mtu !== desired.mtu) {
-    changes.mtu = desired.mtu;
-    reasons.push(`mtu ${actual.mtu} → ${desired.mtu}`);
-  }
-  if (actual.mac !== desired.mac) {
-    changes.mac = desired.mac;
-    reasons.push(`mac ${actual.mac ?? "none"} → ${desired.mac}`);
-  }
-  if (!actual.up) {
-    changes.up = true;
-    reasons.push("down → up");
-  }
-  return reasons.length === 0 ? { action: "keep" } : { action: "update", changes, reason: reasons.join(", ") };
+/** "172.30.5.0/32" → its parts. */
+function parseAddress(text: string | undefined): { address: string; prefixLen: number } | undefined {
+  if (text === undefined) return undefined;
+  const slash = text.lastIndexOf("/");
+  return { address: text.slice(0, slash), prefixLen: Number(text.slice(slash + 1)) };
 }
 
 export interface Changes<Put, Existing> {
@@ -142,14 +112,15 @@ function diff<Put, Existing>(
 }
 
 export function planChanges(desired: DesiredState, actual: ActualState, deviceIndex: number | undefined): Plan {
-  const wantAddress = desired.device?.address;
+  const wantAddress = desired.address;
+  const want = parseAddress(wantAddress);
   const addresses: Changes<AddressInfo, AddressInfo> =
-    deviceIndex === undefined || wantAddress === undefined
+    deviceIndex === undefined || want === undefined
       ? { put: [], remove: [] }
       : {
           put: actual.deviceAddresses.some((a) => `${a.address}/${a.prefixLen}` === wantAddress)
             ? []
-            : [{ index: deviceIndex, address: wantAddress.split("/")[0] ?? "", prefixLen: 32 }],
+            : [{ index: deviceIndex, ...want }],
           remove: actual.deviceAddresses.filter((a) => `${a.address}/${a.prefixLen}` !== wantAddress),
         };
   return {

@@ -16,7 +16,8 @@ import {
   isRecoverableError,
   type IOptions,
 } from "etcd3";
-import { InvalidArgumentError, TrellisError } from "../../../lib/src/errors.js";
+import { InvalidArgumentError, TrellisError } from "#lib/errors.js";
+import { installFastLongToString } from "./long-strings.js";
 
 export interface EtcdConnectionOptions {
   readonly endpoints: readonly string[];
@@ -61,6 +62,8 @@ export async function createEtcdClient(options: EtcdConnectionOptions): Promise<
     grpcOptions: {
       // Notice a dead connection within seconds (etcd accepts pings every 5 s).
       "grpc.keepalive_time_ms": 10_000,
+      // Listings come in pages (paged-range.ts), but one page of large values may pass the 4 MiB default.
+      "grpc.max_receive_message_length": 64 * 1024 * 1024,
       "grpc.keepalive_timeout_ms": 5_000,
       "grpc.initial_reconnect_backoff_ms": 200,
       "grpc.max_reconnect_backoff_ms": 2_000,
@@ -91,6 +94,7 @@ export async function createEtcdClient(options: EtcdConnectionOptions): Promise<
   if (options.username !== undefined) {
     config.auth = { username: options.username, password: options.password ?? "" };
   }
+  installFastLongToString();
   return new Etcd3(config);
 }
 

@@ -1,7 +1,7 @@
 // One-shot registry operations behind the CLI: network config, reservations and decommissioning. Each validates
 // before it writes and writes in one transaction, so a failed command changes nothing.
-import { InvalidArgumentError, TrellisError } from "../../../lib/src/errors.js";
-import { containsIp, formatCidr, isCanonical, sameCidr, type Cidr } from "../../../lib/src/ipv4.js";
+import { InvalidArgumentError, TrellisError } from "#lib/errors.js";
+import { containsIp, formatCidr, isCanonical, sameCidr, type Cidr } from "#lib/ipv4.js";
 import {
   formatNetworkConfig,
   parseNetworkConfig,
@@ -37,6 +37,13 @@ function describeHolder(lease: StoredLease): string {
 }
 
 function checkSubnetFits(config: NetworkConfig, subnet: Cidr, field: string): void {
+  // Reservations name an IPv4 subnet (and write an IPv4-only key): on a network with IPv6 they would be half a lease.
+  if (!config.enableIPv4 || config.ipv6 !== undefined)
+    throw new InvalidArgumentError(
+      field,
+      formatCidr(subnet),
+      "cannot be reserved: reservations are for IPv4-only networks (this one has IPv6)",
+    );
   if (!isCanonical(subnet) || subnet.prefixLen !== config.subnetLen || !containsIp(config.network, subnet.ip)) {
     throw new InvalidArgumentError(
       field,
@@ -113,7 +120,7 @@ export async function leaveNetwork(registry: SubnetRegistry, publicIp: string): 
       keptReservations.push(lease.subnet);
       continue;
     }
-    if (await registry.deleteLease(lease.subnet, lease.modRevision)) released.push(lease.subnet);
+    if (await registry.deleteLease(lease.subnet, lease.modRevision, lease.subnet6)) released.push(lease.subnet);
     await registry.revoke(lease.leaseId);
   }
   return { released, keptReservations };

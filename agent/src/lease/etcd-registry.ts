@@ -1,18 +1,23 @@
 // The real SubnetRegistry: etcd v3 through the etcd3 client. Every write is one transaction; every error leaves
 // here translated (see etcd/client.ts).
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from "etcd3";
-import type { Cidr } from "../../../lib/src/ipv4.js";
+import type { Cidr } from "#lib/ipv4.js";
+import type { Cidr6 } from "#lib/ipv6.js";
 import { translateEtcdError } from "../etcd/client.js";
+import { rangePaged } from "../etcd/paged-range.js";
+import { followWatch, isRevisionCompacted, type WatchSink as BreakSink } from "../etcd/watch.js";
 import {
   configKey,
   decodeLeaseValue,
   encodeLeaseValue,
-  parseSubnetKey,
+  parseLeaseKey,
   subnetKey,
   subnetsPrefix,
   type LeaseAttrs,
+  type LeaseKeyName,
 } from "./lease-codec.js";
 import type {
+  ConfigWatchSink,
   LeaseListing,
   RegistryUpdate,
   RegistryWatch,
@@ -49,32 +54,52 @@ export class EtcdRegistry implements SubnetRegistry {
     await this.call(`writing ${key}`, () => this.client.put(key).value(text).exec());
   }
 
-  private toStored(kv: IKeyValue, subnet: Cidr): StoredLease {
+  readNetworkConfig(): Promise<{ text: string | undefined; revision: string }> {
+    const key = configKey(this.prefix);
+    return this.call(`reading ${key}`, async () => {
+      const response = await this.client.get(key).exec();
+      return { text: response.kvs[0]?.value.toString("utf8"), revision: response.header.revision };
+    });
+  }
+
+  watchNetworkConfig(fromRevision: string, sink: ConfigWatchSink): Promise<RegistryWatch> {
+    const key = configKey(this.prefix);
+    return this.watch(
+      this.client.watch().key(key).startRevision(fromRevision).watcher(),
+      fromRevision,
+      `watching ${key}`,
+      sink,
+      (response) => {
+        for (const event of response.events) {
+          if (event.kv.key.toString("utf8") !== key) continue;
+          sink.changed(event.type === "Delete" ? undefined : event.kv.value.toString("utf8"), response.header.revision);
+        }
+      },
+    );
+  }
+
+  private toStored(kv: IKeyValue, name: LeaseKeyName): StoredLease {
     return {
-      subnet,
+      subnet: name.subnet,
+      ...(name.subnet6 === undefined ? {} : { subnet6: name.subnet6 }),
       attrs: decodeLeaseValue(kv.value.toString("utf8")),
       leaseId: kv.lease === NO_LEASE || kv.lease === "" ? undefined : kv.lease,
       modRevision: kv.mod_revision,
+      createRevision: kv.create_revision,
     };
   }
 
   listLeases(consistency: "linearizable" | "serializable" = "linearizable"): Promise<LeaseListing> {
     const prefix = subnetsPrefix(this.prefix);
     return this.call(`listing ${prefix}`, async () => {
-      const response = await this.client
-        .getAll()
-        .prefix(prefix)
-        .serializable(consistency === "serializable")
-        .exec();
+      const response = await rangePaged(this.client, prefix, { serializable: consistency === "serializable" });
       const leases: StoredLease[] = [];
-      const strayKeys: string[] = [];
       for (const kv of response.kvs) {
-        const key = kv.key.toString("utf8");
-        const subnet = parseSubnetKey(this.prefix, key);
-        if (subnet === undefined) strayKeys.push(key);
-        else leases.push(this.toStored(kv, subnet));
+        // A key under the prefix whose name is not a subnet is never handed out or deleted: skipped.
+        const name = parseLeaseKey(this.prefix, kv.key.toString("utf8"));
+        if (name !== undefined) leases.push(this.toStored(kv, name));
       }
-      return { leases, revision: response.header.revision, strayKeys };
+      return { leases, revision: response.header.revision, clusterId: response.header.cluster_id };
     });
   }
 
@@ -96,29 +121,40 @@ export class EtcdRegistry implements SubnetRegistry {
   private writeIf(
     action: string,
     subnet: Cidr,
+    subnet6: Cidr6 | undefined,
     attrs: LeaseAttrs,
     compare: { column: "Version" | "Mod"; value: string | number },
     leaseId: string | undefined,
   ): Promise<boolean> {
-    const key = subnetKey(this.prefix, subnet);
+    const key = subnetKey(this.prefix, subnet, subnet6);
     return this.call(`${action} ${key}`, async () => {
       const put = this.client.put(key).value(encodeLeaseValue(attrs));
       if (leaseId !== undefined) put.lease(leaseId);
-      const result = await this.client.if(key, compare.column, "==", compare.value).then(put).commit();
+      let txn = this.client.if(key, compare.column, "==", compare.value);
+      // A new dual-stack key must not share its IPv4 subnet with an IPv4-only key (a node of another shape).
+      if (subnet6 !== undefined && compare.column === "Version")
+        txn = txn.and(subnetKey(this.prefix, subnet), "Version", "==", 0);
+      const result = await txn.then(put).commit();
       return result.succeeded;
     });
   }
 
-  createLease(subnet: Cidr, attrs: LeaseAttrs, leaseId: string | undefined): Promise<boolean> {
-    return this.writeIf("creating", subnet, attrs, { column: "Version", value: 0 }, leaseId);
+  createLease(subnet: Cidr, attrs: LeaseAttrs, leaseId: string | undefined, subnet6?: Cidr6): Promise<boolean> {
+    return this.writeIf("creating", subnet, subnet6, attrs, { column: "Version", value: 0 }, leaseId);
   }
 
-  replaceLease(subnet: Cidr, attrs: LeaseAttrs, modRevision: string, leaseId: string | undefined): Promise<boolean> {
-    return this.writeIf("updating", subnet, attrs, { column: "Mod", value: modRevision }, leaseId);
+  replaceLease(
+    subnet: Cidr,
+    attrs: LeaseAttrs,
+    modRevision: string,
+    leaseId: string | undefined,
+    subnet6?: Cidr6,
+  ): Promise<boolean> {
+    return this.writeIf("updating", subnet, subnet6, attrs, { column: "Mod", value: modRevision }, leaseId);
   }
 
-  deleteLease(subnet: Cidr, modRevision?: string): Promise<boolean> {
-    const key = subnetKey(this.prefix, subnet);
+  deleteLease(subnet: Cidr, modRevision?: string, subnet6?: Cidr6): Promise<boolean> {
+    const key = subnetKey(this.prefix, subnet, subnet6);
     return this.call(`deleting ${key}`, async () => {
       if (modRevision === undefined) {
         const response = await this.client.delete().key(key).exec();
@@ -162,60 +198,33 @@ export class EtcdRegistry implements SubnetRegistry {
   }
 
   watchLeases(fromRevision: string, sink: WatchSink): Promise<RegistryWatch> {
-    const watcher: Watcher = this.client
-      .watch()
-      .prefix(subnetsPrefix(this.prefix))
-      .startRevision(fromRevision)
-      .watcher();
-    let open = true;
-    const stop = async (): Promise<void> => {
-      if (!open) return;
-      open = false;
-      watcher.removeAllListeners();
-      watcher.on("error", () => undefined); // late errors of a watcher we dropped are of no interest
-      await watcher.cancel().catch(() => undefined);
-    };
-    const fail = (reason: "compacted" | "disconnected" | "cancelled", error: unknown): void => {
-      if (!open) return;
-      void stop();
-      sink.broken(reason, translateEtcdError(error, this.endpoints, "watching leases"));
-    };
-    watcher.on("connected", () => {
-      if (open) sink.live();
-    });
-    watcher.on("disconnected", (error: unknown) => {
-      fail("disconnected", error);
-    });
-    watcher.on("error", (error: unknown) => {
-      // etcd3 drops the compact_revision of a cancelled watch; ask etcd whether our start revision is gone.
-      void this.isCompacted(fromRevision).then((compacted) => {
-        fail(compacted ? "compacted" : "cancelled", error);
-      });
-    });
-    watcher.on("data", (response: IWatchResponse) => {
-      if (!open || response.events.length === 0) return; // progress notifications carry no events
+    const watcher = this.client.watch().prefix(subnetsPrefix(this.prefix)).startRevision(fromRevision).watcher();
+    return this.watch(watcher, fromRevision, "watching leases", sink, (response) => {
       const updates: RegistryUpdate[] = [];
       for (const event of response.events) {
-        const subnet = parseSubnetKey(this.prefix, event.kv.key.toString("utf8"));
-        if (subnet === undefined) continue;
+        const name = parseLeaseKey(this.prefix, event.kv.key.toString("utf8"));
+        if (name === undefined) continue;
         updates.push(
-          event.type === "Delete"
-            ? { type: "delete", subnet }
-            : { type: "put", lease: this.toStored(event.kv, subnet) },
+          event.type === "Delete" ? { type: "delete", ...name } : { type: "put", lease: this.toStored(event.kv, name) },
         );
       }
       if (updates.length > 0) sink.updates(updates, response.header.revision);
     });
-    return Promise.resolve({ cancel: stop });
   }
 
-  private async isCompacted(revision: string): Promise<boolean> {
-    try {
-      await this.client.getAll().prefix(subnetsPrefix(this.prefix)).revision(revision).limit(1).keys();
-      return false;
-    } catch (error) {
-      return /compacted/i.test(error instanceof Error ? error.message : String(error));
-    }
+  /** One watch: its breaks translated once (etcd/watch.ts), its data handed on until cancelled. */
+  private watch(
+    watcher: Watcher,
+    fromRevision: string,
+    action: string,
+    sink: BreakSink,
+    onData: (response: IWatchResponse) => void,
+  ): Promise<RegistryWatch> {
+    const isCompacted = (): Promise<boolean> =>
+      isRevisionCompacted(() =>
+        this.client.getAll().prefix(subnetsPrefix(this.prefix)).revision(fromRevision).limit(1).keys(),
+      );
+    return Promise.resolve(followWatch(watcher, { endpoints: this.endpoints, action, isCompacted, sink, onData }));
   }
 
   close(): void {

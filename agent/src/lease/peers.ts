@@ -1,10 +1,12 @@
 // What the watcher knows about other nodes, and the pure diff between two views of them.
-import { formatCidr, sameCidr, type Cidr } from "../../../lib/src/ipv4.js";
+import { formatCidr, sameCidr, type Cidr } from "#lib/ipv4.js";
+import { formatCidr6, sameCidr6, type Cidr6 } from "#lib/ipv6.js";
 import { sameAttrs, type LeaseAttrs } from "./lease-codec.js";
-import type { StoredLease } from "./registry.js";
 
 export interface Peer {
   readonly subnet: Cidr;
+  /** The IPv6 subnet of a dual-stack lease. */
+  readonly subnet6?: Cidr6 | undefined;
   readonly attrs: LeaseAttrs;
   /** A reservation: no TTL. */
   readonly reserved: boolean;
@@ -15,36 +17,22 @@ export type PeerChange =
   | { readonly type: "changed"; readonly peer: Peer; readonly previous: Peer }
   | { readonly type: "removed"; readonly peer: Peer };
 
-export type LeaseClass =
-  | { readonly kind: "own" }
-  | { readonly kind: "invalid"; readonly reason: string }
-  | { readonly kind: "peer"; readonly peer: Peer };
-
-export interface Ownership {
-  readonly publicIp: string;
-  readonly subnet: Cidr | undefined;
+/** A lease's identity: "172.30.5.0/24", or with the IPv6 half of a dual-stack key "172.30.5.0/24&fd30:0:0:5::/64". */
+export function peerKey(subnet: Cidr, subnet6?: Cidr6): string {
+  return subnet6 === undefined ? formatCidr(subnet) : `${formatCidr(subnet)}&${formatCidr6(subnet6)}`;
 }
 
-/**
- * A lease is ours when it is our current subnet or names our public IP (our own write can be seen by the watch
- * before the keeper records it; a lease naming our IP is never a route target anyway).
- */
-export function classifyLease(lease: StoredLease, own: Ownership): LeaseClass {
-  if (own.subnet !== undefined && sameCidr(lease.subnet, own.subnet)) return { kind: "own" };
-  if (!lease.attrs.ok) return { kind: "invalid", reason: lease.attrs.reason };
-  if (lease.attrs.value.publicIp === own.publicIp) return { kind: "own" };
-  return {
-    kind: "peer",
-    peer: { subnet: lease.subnet, attrs: lease.attrs.value, reserved: lease.leaseId === undefined },
-  };
-}
-
-export function peerKey(subnet: Cidr): string {
-  return formatCidr(subnet);
+function sameSubnet6(a: Cidr6 | undefined, b: Cidr6 | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : sameCidr6(a, b);
 }
 
 export function samePeer(a: Peer, b: Peer): boolean {
-  return sameCidr(a.subnet, b.subnet) && a.reserved === b.reserved && sameAttrs(a.attrs, b.attrs);
+  return (
+    sameCidr(a.subnet, b.subnet) &&
+    sameSubnet6(a.subnet6, b.subnet6) &&
+    a.reserved === b.reserved &&
+    sameAttrs(a.attrs, b.attrs)
+  );
 }
 
 /** The changes that turn `known` into `next` (both keyed by peerKey), removals first. */

@@ -1,22 +1,42 @@
 // The peer watcher: list the subnets prefix, then watch from the listed revision. Whenever the watch breaks
 // (history compacted, connection lost, etcd cancelled it) it backs off, lists again and emits only the
-// difference, so no peer is missed and none is left stale. Own-lease changes go to the keeper as their own events.
-import { isAborted } from "../../../lib/src/abort.js";
-import { Backoff, type BackoffPolicy } from "../../../lib/src/backoff.js";
-import type { Clock } from "../../../lib/src/clock.js";
-import { Emitter } from "../../../lib/src/emitter.js";
-import { sameCidr, type Cidr } from "../../../lib/src/ipv4.js";
-import { classifyLease, diffPeers, peerKey, type Ownership, type Peer, type PeerChange } from "./peers.js";
-import type { RegistryUpdate, StoredLease, SubnetRegistry } from "./registry.js";
+// difference, so no peer is missed and none is left stale. Every lease is validated (peer-validation.ts) before
+// it becomes a peer. Changes to our own key go to the keeper as their own events.
+//
+// A store reset — etcd restored empty or rebuilt: the revision went backwards, the cluster ID changed, a key's
+// revision went backwards, or every lease vanished at once — does not drop the peers: they are kept for a grace
+// period while the nodes register again, and only those still absent after it are removed.
+import { listAndWatch } from "#lib/list-watch.js";
+import { Backoff, type BackoffPolicy } from "#lib/backoff.js";
+import type { Clock } from "#lib/clock.js";
+import { Emitter } from "#lib/emitter.js";
+import { formatCidr, type Cidr } from "#lib/ipv4.js";
+import type { Cidr6 } from "#lib/ipv6.js";
+import { sameKey, type LeaseKeyName } from "./lease-codec.js";
+import { admitLeases, type LeaseShape, type RejectedLease, type RejectKind } from "./peer-validation.js";
+import { diffPeers, peerKey, type Peer, type PeerChange } from "./peers.js";
+import type { LeaseListing, RegistryUpdate, StoredLease, SubnetRegistry } from "./registry.js";
 
 /** Reconnect backoff for the watch: quick first retry, capped at 5 s (as flannel), ±20 % jitter. */
 export const WATCH_RECONNECT_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 5000, multiplier: 2, jitter: 0.2 };
+/** After a store reset, peers absent from the new store are kept this long (nodes re-register within seconds). */
+export const DEFAULT_STORE_RESET_GRACE_MS = 60_000;
 
 export type WatcherEvent =
   | PeerChange
-  | { readonly type: "own-removed"; readonly subnet: Cidr }
-  | { readonly type: "own-taken"; readonly subnet: Cidr; readonly publicIp: string }
-  | { readonly type: "invalid"; readonly subnet: Cidr; readonly reason: string }
+  | { readonly type: "own-removed"; readonly subnet: Cidr; readonly subnet6?: Cidr6 | undefined }
+  /** Our key was written by someone (an echo of our own write, a repair to make, or another node taking it). */
+  | { readonly type: "own-changed"; readonly lease: StoredLease }
+  | {
+      readonly type: "invalid";
+      readonly subnet: Cidr;
+      readonly subnet6?: Cidr6 | undefined;
+      readonly kind: RejectKind;
+      readonly reason: string;
+      readonly publicIp: string | undefined;
+    }
+  | { readonly type: "store-reset"; readonly reason: string; readonly graceMs: number; readonly kept: number }
+  | { readonly type: "store-reset-over"; readonly removed: number }
   | { readonly type: "synced"; readonly revision: string; readonly peers: number; readonly initial: boolean }
   | { readonly type: "live"; readonly revision: string }
   | {
@@ -30,8 +50,14 @@ export interface PeerWatcherOptions {
   readonly registry: SubnetRegistry;
   readonly clock: Clock;
   readonly publicIp: string;
-  /** This node's subnet right now (it changes when the keeper re-acquires). */
-  readonly ownSubnet: () => Cidr | undefined;
+  /** This node's key right now (it changes when the keeper re-acquires). */
+  readonly ownLease: () => LeaseKeyName | undefined;
+  readonly ownVtepMac?: string | undefined;
+  /** This node's BackendV6Data.VtepMAC, when it publishes one. */
+  readonly ownVtepMac6?: string | undefined;
+  /** The lease shapes accepted: the network this agent runs with (and, during a change, the new one). */
+  readonly shapes: readonly LeaseShape[];
+  readonly resetGraceMs?: number;
   readonly backoff?: BackoffPolicy;
   readonly random?: () => number;
 }
@@ -40,20 +66,41 @@ type Broken = { reason: "compacted" | "disconnected" | "cancelled"; error: unkno
 
 export class PeerWatcher {
   readonly events = new Emitter<WatcherEvent>();
+  /** Every lease under the prefix as last seen, by subnet key: peers are computed from all of them at once. */
+  private readonly leases = new Map<string, StoredLease>();
   private readonly known = new Map<string, Peer>();
-  /** Invalid leases already reported, by subnet key → mod revision, so a resync does not repeat the warning. */
-  private readonly reportedInvalid = new Map<string, string>();
+  private rejectedNow = new Map<string, RejectedLease>();
+  /** Rejections already reported, by subnet key → mod revision + reason, so a resync does not repeat the warning. */
+  private readonly reported = new Map<string, string>();
+  private shapes: readonly LeaseShape[];
   private synced = false;
   private watchLive = false;
+  private highestRevision = 0n;
+  private clusterId: string | undefined;
+  /** Epoch ms until which peers missing after a store reset are kept. */
+  private graceUntil: number | undefined;
+  private graceTimer: AbortController | undefined;
+  private lastOwnRevision: string | undefined;
   private readonly backoff: Backoff;
 
   constructor(private readonly options: PeerWatcherOptions) {
+    this.shapes = options.shapes;
     this.backoff = new Backoff(options.backoff ?? WATCH_RECONNECT_BACKOFF, options.random);
   }
 
-  /** The current peer set (own lease excluded). */
+  /** The current peer set (own lease excluded; peers kept through a store reset included). */
   peers(): ReadonlyMap<string, Peer> {
     return this.known;
+  }
+
+  /** Leases skipped, with why. */
+  rejected(): ReadonlyMap<string, RejectedLease> {
+    return this.rejectedNow;
+  }
+
+  /** While a store reset's grace period runs: until when (epoch ms). */
+  get storeResetGraceUntil(): number | undefined {
+    return this.graceUntil;
   }
 
   /** True after the first full listing. */
@@ -66,139 +113,191 @@ export class PeerWatcher {
     return this.watchLive;
   }
 
-  private own(): Ownership {
-    return { publicIp: this.options.publicIp, subnet: this.options.ownSubnet() };
+  /** Accepts leases of these shapes from now on (the network config changed); re-evaluates every lease. */
+  setShapes(shapes: readonly LeaseShape[]): void {
+    this.shapes = shapes;
+    this.recompute();
   }
 
-  /** Classifies one lease; reports invalid ones once per revision. Returns the peer, or undefined. */
-  private admit(lease: StoredLease): Peer | undefined {
-    const verdict = classifyLease(lease, this.own());
-    const key = peerKey(lease.subnet);
-    if (verdict.kind === "invalid") {
-      if (this.reportedInvalid.get(key) !== lease.modRevision) {
-        this.reportedInvalid.set(key, lease.modRevision);
-        this.events.emit({ type: "invalid", subnet: lease.subnet, reason: verdict.reason });
-      }
-      return undefined;
-    }
-    this.reportedInvalid.delete(key);
-    if (verdict.kind === "own") {
-      const ownSubnet = this.own().subnet;
-      if (
-        ownSubnet !== undefined &&
-        sameCidr(ownSubnet, lease.subnet) &&
-        lease.attrs.ok &&
-        lease.attrs.value.publicIp !== this.options.publicIp
-      ) {
-        this.events.emit({ type: "own-taken", subnet: lease.subnet, publicIp: lease.attrs.value.publicIp });
-      }
-      return undefined;
-    }
-    return verdict.peer;
+  private ownKey(): string | undefined {
+    const own = this.options.ownLease();
+    return own === undefined ? undefined : peerKey(own.subnet, own.subnet6);
   }
 
-  private applyChanges(changes: readonly PeerChange[]): void {
-    for (const change of changes) {
-      if (change.type === "removed") this.known.delete(peerKey(change.peer.subnet));
-      else this.known.set(peerKey(change.peer.subnet), change.peer);
+  /** Peers from every lease known; during a grace period peers whose key is gone stay. Emits the difference. */
+  private recompute(): void {
+    const own = this.options.ownLease();
+    const admission = admitLeases([...this.leases.values()], this.shapes, {
+      publicIp: this.options.publicIp,
+      subnet: own?.subnet,
+      vtepMac: this.options.ownVtepMac,
+      subnet6: own?.subnet6,
+      vtepMac6: this.options.ownVtepMac6,
+    });
+    const next = new Map<string, Peer>(admission.peers.map((peer) => [peerKey(peer.subnet, peer.subnet6), peer]));
+    if (this.graceUntil !== undefined) {
+      for (const [key, peer] of this.known) if (!next.has(key) && !this.leases.has(key)) next.set(key, peer);
+    }
+    this.rejectedNow = new Map(admission.rejected.map((r) => [peerKey(r.subnet, r.subnet6), r]));
+    for (const [key, rejected] of this.rejectedNow) {
+      const mark = `${rejected.modRevision} ${rejected.reason}`;
+      if (this.reported.get(key) === mark) continue;
+      this.reported.set(key, mark);
+      this.events.emit({
+        type: "invalid",
+        subnet: rejected.subnet,
+        ...(rejected.subnet6 === undefined ? {} : { subnet6: rejected.subnet6 }),
+        kind: rejected.kind,
+        reason: rejected.reason,
+        publicIp: rejected.publicIp,
+      });
+    }
+    for (const key of this.reported.keys()) if (!this.rejectedNow.has(key)) this.reported.delete(key);
+    for (const change of diffPeers(this.known, next)) {
+      if (change.type === "removed") this.known.delete(peerKey(change.peer.subnet, change.peer.subnet6));
+      else this.known.set(peerKey(change.peer.subnet, change.peer.subnet6), change.peer);
       this.events.emit(change);
     }
   }
 
-  private applySnapshot(leases: readonly StoredLease[]): void {
-    const next = new Map<string, Peer>();
-    let ownPresent = false;
-    const ownSubnet = this.own().subnet;
-    for (const lease of leases) {
-      if (ownSubnet !== undefined && sameCidr(lease.subnet, ownSubnet)) ownPresent = true;
-      const peer = this.admit(lease);
-      if (peer !== undefined) next.set(peerKey(peer.subnet), peer);
-    }
-    const present = new Set(leases.map((lease) => peerKey(lease.subnet)));
-    for (const key of this.reportedInvalid.keys()) if (!present.has(key)) this.reportedInvalid.delete(key);
-    this.applyChanges(diffPeers(this.known, next));
-    if (ownSubnet !== undefined && !ownPresent && this.synced)
-      this.events.emit({ type: "own-removed", subnet: ownSubnet });
+  private noteOwn(lease: StoredLease): void {
+    const own = this.options.ownLease();
+    if (own === undefined || !sameKey(own, lease) || lease.modRevision === this.lastOwnRevision) return;
+    this.lastOwnRevision = lease.modRevision;
+    this.events.emit({ type: "own-changed", lease });
   }
 
-  private applyUpdates(updates: readonly RegistryUpdate[]): void {
-    for (const update of updates) {
-      if (update.type === "delete") {
-        const key = peerKey(update.subnet);
-        this.reportedInvalid.delete(key);
-        const ownSubnet = this.own().subnet;
-        if (ownSubnet !== undefined && sameCidr(ownSubnet, update.subnet)) {
-          this.events.emit({ type: "own-removed", subnet: update.subnet });
-          continue;
-        }
-        const peer = this.known.get(key);
-        if (peer !== undefined) this.applyChanges([{ type: "removed", peer }]);
-        continue;
-      }
-      const key = peerKey(update.lease.subnet);
-      const peer = this.admit(update.lease);
-      const previous = this.known.get(key);
-      if (peer === undefined) {
-        // Turned invalid or became ours: it is no longer a peer.
-        if (previous !== undefined) this.applyChanges([{ type: "removed", peer: previous }]);
-      } else {
-        this.applyChanges(
-          diffPeers(previous === undefined ? new Map() : new Map([[key, previous]]), new Map([[key, peer]])),
-        );
+  /** A store reset seen in a listing, or undefined. */
+  private resetInListing(
+    leases: readonly StoredLease[],
+    revision: string,
+    clusterId: string | undefined,
+  ): string | undefined {
+    if (!this.synced) return undefined;
+    if (clusterId !== undefined && this.clusterId !== undefined && clusterId !== this.clusterId)
+      return `etcd cluster ID changed (${this.clusterId} → ${clusterId})`;
+    if (BigInt(revision) < this.highestRevision)
+      return `etcd revision went backwards (${this.highestRevision} → ${revision})`;
+    for (const lease of leases) {
+      const before = this.leases.get(peerKey(lease.subnet, lease.subnet6));
+      if (before !== undefined && BigInt(lease.modRevision) < BigInt(before.modRevision)) {
+        return `the revision of ${formatCidr(lease.subnet)} went backwards (${before.modRevision} → ${lease.modRevision})`;
       }
     }
+    const present = new Set(leases.map((l) => peerKey(l.subnet, l.subnet6)));
+    if (this.vanishedAll((key) => !present.has(key))) return "every lease vanished at once";
+    return undefined;
+  }
+
+  /** True when our own key and every peer's key (at least one) are gone. */
+  private vanishedAll(gone: (key: string) => boolean): boolean {
+    const own = this.ownKey();
+    if (this.known.size === 0 || own === undefined || !this.leases.has(own)) return false;
+    return gone(own) && [...this.known.keys()].every(gone);
+  }
+
+  private startGrace(reason: string, signal: AbortSignal): void {
+    const graceMs = this.options.resetGraceMs ?? DEFAULT_STORE_RESET_GRACE_MS;
+    this.graceTimer?.abort();
+    const timer = new AbortController();
+    this.graceTimer = timer;
+    this.graceUntil = this.options.clock.now() + graceMs;
+    this.events.emit({ type: "store-reset", reason, graceMs, kept: this.known.size });
+    void this.options.clock.sleep(graceMs, AbortSignal.any([signal, timer.signal])).then(
+      () => {
+        this.graceUntil = undefined;
+        this.graceTimer = undefined;
+        const before = this.known.size;
+        this.recompute();
+        this.events.emit({ type: "store-reset-over", removed: Math.max(0, before - this.known.size) });
+      },
+      () => undefined,
+    );
+  }
+
+  private applySnapshot(
+    leases: readonly StoredLease[],
+    revision: string,
+    clusterId: string | undefined,
+    signal: AbortSignal,
+  ): void {
+    const reset = this.resetInListing(leases, revision, clusterId);
+    if (reset !== undefined) this.startGrace(reset, signal);
+    if (reset !== undefined || BigInt(revision) > this.highestRevision) this.highestRevision = BigInt(revision);
+    if (clusterId !== undefined) this.clusterId = clusterId;
+    const own = this.options.ownLease();
+    const ownKey = this.ownKey();
+    this.leases.clear();
+    for (const lease of leases) this.leases.set(peerKey(lease.subnet, lease.subnet6), lease);
+    this.recompute();
+    const ownNow = ownKey === undefined ? undefined : this.leases.get(ownKey);
+    if (ownNow !== undefined) this.noteOwn(ownNow);
+    else if (own !== undefined && this.synced) {
+      this.lastOwnRevision = undefined;
+      this.events.emit({ type: "own-removed", subnet: own.subnet, subnet6: own.subnet6 });
+    }
+  }
+
+  private applyUpdates(updates: readonly RegistryUpdate[], revision: string, signal: AbortSignal): void {
+    const deleted = new Set(updates.flatMap((u) => (u.type === "delete" ? [peerKey(u.subnet, u.subnet6)] : [])));
+    if (deleted.size > 1 && this.vanishedAll((key) => deleted.has(key)))
+      this.startGrace("every lease vanished at once", signal);
+    if (BigInt(revision) > this.highestRevision) this.highestRevision = BigInt(revision);
+    const own = this.options.ownLease();
+    for (const update of updates) {
+      if (update.type === "delete") {
+        this.leases.delete(peerKey(update.subnet, update.subnet6));
+        if (own !== undefined && sameKey(own, update)) {
+          this.lastOwnRevision = undefined;
+          this.events.emit({ type: "own-removed", subnet: update.subnet, subnet6: update.subnet6 });
+        }
+      } else {
+        this.leases.set(peerKey(update.lease.subnet, update.lease.subnet6), update.lease);
+        this.noteOwn(update.lease);
+      }
+    }
+    this.recompute();
   }
 
   /** Lists and watches until the signal aborts. Never throws for etcd trouble: it reports and retries. */
   async run(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      let outcome: Broken | { reason: "error"; error: unknown } | undefined;
-      try {
-        const listing = await this.options.registry.listLeases();
-        if (isAborted(signal)) break;
-        this.applySnapshot(listing.leases);
-        this.events.emit({ type: "synced", revision: listing.revision, peers: this.known.size, initial: !this.synced });
-        this.synced = true;
-        outcome = await this.watchFrom(listing.revision, signal);
-      } catch (error) {
-        outcome = { reason: "error", error };
-      }
-      this.watchLive = false;
-      if (isAborted(signal) || outcome === undefined) break;
-      const retryInMs = this.backoff.next();
-      this.events.emit({ type: "broken", reason: outcome.reason, error: outcome.error, retryInMs });
-      await this.options.clock.sleep(retryInMs, signal).catch(() => undefined);
-    }
-  }
-
-  /** Watches from just after `revision`; resolves when the watch breaks (or undefined when aborted). */
-  private async watchFrom(revision: string, signal: AbortSignal): Promise<Broken | undefined> {
-    let settle: (value: Broken | undefined) => void = () => undefined;
-    const ended = new Promise<Broken | undefined>((resolve) => {
-      settle = resolve;
-    });
-    const onAbort = (): void => {
-      settle(undefined);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    const watch = await this.options.registry.watchLeases((BigInt(revision) + 1n).toString(), {
-      updates: (updates) => {
-        this.applyUpdates(updates);
+    const { registry, clock } = this.options;
+    let listedAt = "";
+    await listAndWatch<LeaseListing, Broken["reason"]>(
+      {
+        clock,
+        backoff: this.backoff,
+        list: () => registry.listLeases(),
+        applyListing: (listing) => {
+          listedAt = listing.revision;
+          this.applySnapshot(listing.leases, listing.revision, listing.clusterId, signal);
+          this.events.emit({
+            type: "synced",
+            revision: listing.revision,
+            peers: this.known.size,
+            initial: !this.synced,
+          });
+          this.synced = true;
+        },
+        watch: (fromRevision, handlers) =>
+          registry.watchLeases(fromRevision, {
+            updates: (updates, at) => {
+              this.applyUpdates(updates, at, signal);
+            },
+            ...handlers,
+          }),
+        onLive: () => {
+          this.watchLive = true;
+          this.events.emit({ type: "live", revision: listedAt });
+        },
+        onBroken: (reason, error, retryInMs) => {
+          this.watchLive = false;
+          this.events.emit({ type: "broken", reason, error, retryInMs });
+        },
       },
-      live: () => {
-        this.watchLive = true;
-        this.backoff.reset();
-        this.events.emit({ type: "live", revision });
-      },
-      broken: (reason, error) => {
-        settle({ reason, error });
-      },
-    });
-    try {
-      return await ended;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      await watch.cancel();
-    }
+      signal,
+    );
+    this.watchLive = false;
+    this.graceTimer?.abort();
   }
 }

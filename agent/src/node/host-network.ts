@@ -7,6 +7,8 @@ export interface HostInterface {
   readonly up: boolean;
   /** IPv4 addresses (dotted), primary first. */
   readonly addresses: readonly string[];
+  /** Global IPv6 addresses (RFC 5952; link-local fe80::/10 left out), primary first. */
+  readonly addresses6?: readonly string[] | undefined;
 }
 
 export interface HostNetwork {

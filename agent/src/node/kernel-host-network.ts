@@ -1,19 +1,25 @@
 // The real HostNetwork, read over netlink from the namespace the agent runs in.
-import { openKernel } from "../../../lib/src/netlink/rtnetlink-kernel.js";
-import type { Kernel } from "../../../lib/src/netlink/kernel.js";
+import { openKernel } from "#lib/netlink/rtnetlink-kernel.js";
+import type { Kernel } from "#lib/netlink/kernel.js";
 import type { HostInterface, HostNetwork } from "./host-network.js";
+import { isLinkLocal6 } from "#lib/ipv6.js";
 
 export class KernelHostNetwork implements HostNetwork {
   constructor(private readonly kernel: Kernel) {}
 
   async interfaces(): Promise<readonly HostInterface[]> {
-    const [links, addresses] = await Promise.all([this.kernel.listLinks(), this.kernel.listAddresses()]);
+    const [links, addresses, addresses6] = await Promise.all([
+      this.kernel.listLinks(),
+      this.kernel.listAddresses(),
+      this.kernel.listAddresses(undefined, 6),
+    ]);
     return links.map((link) => ({
       name: link.name,
       index: link.index,
       mtu: link.mtu,
       up: link.up,
       addresses: addresses.filter((a) => a.index === link.index).map((a) => a.address),
+      addresses6: addresses6.filter((a) => a.index === link.index && !isLinkLocal6(a.address)).map((a) => a.address),
     }));
   }
 

@@ -1,7 +1,7 @@
 // Decorators that measure the two adapters the daemon depends on, without either knowing: every Kernel call's
 // latency and outcome, every registry call's failures. The entry point feeds the observations into metrics.
-import { TrellisError } from "../../../lib/src/errors.js";
-import type { Kernel } from "../../../lib/src/netlink/kernel.js";
+import { TrellisError } from "#lib/errors.js";
+import type { Kernel } from "#lib/netlink/kernel.js";
 import type { SubnetRegistry } from "../lease/registry.js";
 
 export type Observe = (operation: string, seconds: number, error: unknown) => void;
@@ -35,6 +35,8 @@ const KERNEL_CALLS = [
 const REGISTRY_CALLS = [
   "getNetworkConfig",
   "putNetworkConfig",
+  "readNetworkConfig",
+  "watchNetworkConfig",
   "listLeases",
   "timeToLive",
   "grantLease",

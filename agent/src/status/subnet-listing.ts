@@ -1,15 +1,21 @@
 // `agent status`: every lease in the registry as rows, then as a table or JSON. Collection talks to the registry
 // port; formatting is pure.
-import { formatDuration } from "../../../lib/src/duration.js";
-import { formatCidr, sameCidr, type Cidr } from "../../../lib/src/ipv4.js";
+import { formatDuration } from "#lib/duration.js";
+import { formatCidr, sameCidr, type Cidr } from "#lib/ipv4.js";
+import { formatCidr6 } from "#lib/ipv6.js";
 import type { StoredLease, SubnetRegistry } from "../lease/registry.js";
 
 export interface LeaseRow {
   readonly subnet: string;
+  /** The IPv6 half of a dual-stack (or IPv6-only) lease. */
+  readonly subnet6: string | null;
   readonly publicIp: string | null;
+  readonly publicIpv6: string | null;
   readonly backend: string | null;
   readonly vni: number | null;
   readonly vtepMac: string | null;
+  /** BackendV6Data.VtepMAC: the node's IPv6 VXLAN device. */
+  readonly vtepMac6: string | null;
   readonly reserved: boolean;
   /** Seconds left on the etcd lease; null for a reservation or an already expired lease. */
   readonly ttlSeconds: number | null;
@@ -22,27 +28,46 @@ export interface LeaseRow {
   readonly programmed: boolean | null;
   /** From the local agent: why this peer is not programmed (e.g. host-gw peer off-link). */
   readonly skipped: string | null;
+  /** From the local agent: the same for the peer's IPv6 subnet (null: unknown, or none). */
+  readonly programmed6: boolean | null;
+  readonly skipped6: string | null;
 }
 
 /** What the local agent's /status said, or why it could not be asked. */
 export type LocalAgent =
-  | { readonly url: string; readonly reachable: true; readonly ready: boolean; readonly reasons: readonly string[] }
+  | {
+      readonly url: string;
+      readonly reachable: true;
+      readonly ready: boolean;
+      readonly reasons: readonly string[];
+      readonly warnings: readonly string[];
+      /** What its proxy has programmed; null when Services are off. */
+      readonly services: { readonly services: number; readonly endpoints: number } | null;
+    }
   | { readonly url: string; readonly reachable: false; readonly error: string };
 
 export interface LocalPeerView {
+  /** 4 or 6; absent from an agent that knows IPv4 only. */
+  readonly family?: number;
   readonly subnet: string;
   readonly programmed: boolean;
   readonly skipped: string | null;
 }
 
-/** Adds the local agent's per-peer view to the rows (pure). */
+/** Adds the local agent's per-peer view (each subnet of each family) to the rows (pure). */
 export function withLocalView(rows: readonly LeaseRow[], peers: readonly LocalPeerView[] | undefined): LeaseRow[] {
   if (peers === undefined) return [...rows];
-  const bySubnet = new Map(peers.map((p) => [p.subnet, p]));
+  const key = (family: number, subnet: string): string => `${family} ${subnet}`;
+  const bySubnet = new Map(peers.map((p) => [key(p.family ?? 4, p.subnet), p]));
   return rows.map((row) => {
-    const peer = bySubnet.get(row.subnet);
-    if (row.self || peer === undefined) return row;
-    return { ...row, programmed: peer.programmed, skipped: peer.skipped };
+    if (row.self) return row;
+    const peer = bySubnet.get(key(4, row.subnet));
+    const peer6 = row.subnet6 === null ? undefined : bySubnet.get(key(6, row.subnet6));
+    return {
+      ...row,
+      ...(peer === undefined ? {} : { programmed: peer.programmed, skipped: peer.skipped }),
+      ...(peer6 === undefined ? {} : { programmed6: peer6.programmed, skipped6: peer6.skipped }),
+    };
   });
 }
 
@@ -81,10 +106,13 @@ export async function collectLeaseRows(registry: SubnetRegistry, self: SelfIdent
     const attrs = lease.attrs.ok ? lease.attrs.value : undefined;
     return {
       subnet: formatCidr(lease.subnet),
+      subnet6: lease.subnet6 === undefined ? null : formatCidr6(lease.subnet6),
       publicIp: attrs?.publicIp ?? null,
+      publicIpv6: attrs?.publicIpv6 ?? null,
       backend: attrs?.backendType ?? null,
       vni: attrs?.vni ?? null,
       vtepMac: attrs?.vtepMac ?? null,
+      vtepMac6: attrs?.v6?.vtepMac ?? null,
       reserved: lease.leaseId === undefined,
       ttlSeconds: ttl ?? null,
       expiresAt: ttl === undefined ? null : new Date(now + ttl * 1000).toISOString(),
@@ -92,9 +120,11 @@ export async function collectLeaseRows(registry: SubnetRegistry, self: SelfIdent
       invalid: lease.attrs.ok ? null : lease.attrs.reason,
       programmed: null,
       skipped: null,
+      programmed6: null,
+      skipped6: null,
     };
   });
-  return rows.sort((a, b) => compareSubnets(a.subnet, b.subnet));
+  return rows.sort((a, b) => compareSubnets(a.subnet, b.subnet) || (a.subnet6 ?? "").localeCompare(b.subnet6 ?? ""));
 }
 
 function compareSubnets(a: string, b: string): number {
@@ -114,33 +144,67 @@ function expiryText(row: LeaseRow): string {
   return `in ${formatDuration(row.ttlSeconds * 1000)}`;
 }
 
-function routeText(row: LeaseRow): string {
+function routeState(programmed: boolean | null, skipped: string | null): string {
+  if (skipped !== null) return `skipped: ${skipped}`;
+  if (programmed === null) return "-";
+  return programmed ? "programmed" : "MISSING";
+}
+
+function routeText(row: LeaseRow, ipv6: boolean, ipv4: boolean): string {
   if (row.self) return "(this node)";
-  if (row.skipped !== null) return `skipped: ${row.skipped}`;
-  if (row.programmed === null) return "-";
-  return row.programmed ? "programmed" : "MISSING";
+  if (!ipv4) return routeState(row.programmed6, row.skipped6);
+  const v4 = routeState(row.programmed, row.skipped);
+  if (!ipv6 || row.subnet6 === null) return v4;
+  return `${v4}; IPv6: ${routeState(row.programmed6, row.skipped6)}`;
 }
 
 export function formatLocalAgent(local: LocalAgent | undefined): string {
   if (local === undefined) return "";
   if (!local.reachable)
     return `local agent: not reachable at ${local.url} (${local.error}); is \`trellis-agent run\` running here?\n`;
-  return local.ready ? `local agent: ready (${local.url})\n` : `local agent: NOT READY: ${local.reasons.join("; ")}\n`;
+  const state = local.ready
+    ? `local agent: ready (${local.url})\n`
+    : `local agent: NOT READY: ${local.reasons.join("; ")}\n`;
+  const services =
+    local.services === null
+      ? ""
+      : `local agent: ${local.services.services} Service(s) programmed, ${local.services.endpoints} endpoint(s)\n`;
+  return state + services + local.warnings.map((w) => `local agent warning: ${w}\n`).join("");
 }
 
-/** An aligned text table; "*" marks this node's lease; ROUTE shows the local agent's view when it answered. */
+const NO_IPV4_SUBNET = "0.0.0.0/0";
+
+/**
+ * An aligned text table; "*" marks this node's lease; ROUTE shows the local agent's view when it answered. With any
+ * IPv6 lease, the IPv6 subnet and PublicIPv6 have columns of their own, and ROUTE shows the IPv6 subnet's state too.
+ */
 export function formatLeaseTable(rows: readonly LeaseRow[], local?: LocalAgent): string {
   if (rows.length === 0) return `${formatLocalAgent(local)}No subnet leases.\n`;
   const withRoutes = local?.reachable === true;
-  const header = ["", "SUBNET", "PUBLIC IP", "BACKEND", "VTEP MAC", "EXPIRES", ...(withRoutes ? ["ROUTE"] : [])];
+  const ipv6 = rows.some((row) => row.subnet6 !== null);
+  // An IPv6-only network's keys have the empty IPv4 half: no IPv4 columns then.
+  const ipv4 = rows.some((row) => row.subnet !== NO_IPV4_SUBNET);
+  const header = [
+    "",
+    ...(ipv4 ? ["SUBNET"] : []),
+    ...(ipv6 ? ["IPV6 SUBNET"] : []),
+    "PUBLIC IP",
+    ...(ipv6 ? ["PUBLIC IPV6"] : []),
+    "BACKEND",
+    ...(ipv4 ? ["VTEP MAC"] : []),
+    "EXPIRES",
+    ...(withRoutes ? ["ROUTE"] : []),
+  ];
   const lines = rows.map((row) => [
     row.self ? "*" : "",
-    row.subnet,
+    ...(ipv4 ? [row.subnet] : []),
+    ...(ipv6 ? [row.subnet6 ?? "-"] : []),
     row.publicIp ?? "-",
+    ...(ipv6 ? [row.publicIpv6 ?? "-"] : []),
     row.backend ?? "-",
-    row.vtepMac ?? "-",
+    ...(ipv4 ? [row.vtepMac ?? "-"] : []),
     row.invalid === null ? expiryText(row) : `invalid: ${row.invalid}`,
-    ...(withRoutes ? [routeText(row)] : []),
+    ...(withRoutes ? [routeText(row, ipv6, ipv4)] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
   const render = (cells: readonly string[]): string =>

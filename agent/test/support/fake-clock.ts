@@ -1,5 +1,5 @@
 // A clock whose time only moves when the test says so.
-import type { Clock } from "../../../lib/src/clock.js";
+import type { Clock } from "#lib/clock.js";
 
 interface Timer {
   at: number;
@@ -20,16 +20,19 @@ export class FakeClock implements Clock {
         reject(new Error("aborted"));
         return;
       }
-      const timer: Timer = { at: this.time + ms, resolve };
-      this.timers.push(timer);
-      signal?.addEventListener(
-        "abort",
-        () => {
-          this.timers = this.timers.filter((t) => t !== timer);
-          reject(new Error("aborted"));
+      const onAbort = (): void => {
+        this.timers = this.timers.filter((t) => t !== timer);
+        reject(new Error("aborted"));
+      };
+      const timer: Timer = {
+        at: this.time + ms,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
         },
-        { once: true },
-      );
+      };
+      this.timers.push(timer);
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
 

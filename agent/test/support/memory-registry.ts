@@ -1,10 +1,13 @@
 // An in-memory SubnetRegistry with etcd's semantics where the lease layer relies on them (create-if-absent,
-// compare-mod-revision, TTL leases on a clock, a revisioned watch, compaction), plus fault injection.
-import type { Clock } from "../../../lib/src/clock.js";
-import { TrellisError } from "../../../lib/src/errors.js";
-import { type Cidr } from "../../../lib/src/ipv4.js";
+// compare-mod-revision, TTL leases on a clock, a revisioned watch, compaction, a config watch), plus fault
+// injection and a store reset (etcd restored empty).
+import type { Clock } from "#lib/clock.js";
+import { TrellisError } from "#lib/errors.js";
+import { type Cidr } from "#lib/ipv4.js";
+import type { Cidr6 } from "#lib/ipv6.js";
 import { decodeLeaseValue, encodeLeaseValue, subnetKeyName, type LeaseAttrs } from "../../src/lease/lease-codec.js";
 import type {
+  ConfigWatchSink,
   LeaseListing,
   RegistryUpdate,
   RegistryWatch,
@@ -15,9 +18,11 @@ import type {
 
 interface Entry {
   subnet: Cidr;
+  subnet6: Cidr6 | undefined;
   value: string;
   leaseId: string | undefined;
   modRevision: number;
+  createRevision: number;
 }
 
 interface History {
@@ -34,6 +39,8 @@ export class MemoryRegistry implements SubnetRegistry {
   private nextLease = 1000;
   private history: History[] = [];
   private readonly watches = new Set<{ from: number; sink: WatchSink }>();
+  private readonly configWatches = new Set<ConfigWatchSink>();
+  clusterId = "1111";
   /** Calls that fail before reaching the "store" (etcd down). */
   failing = false;
   readonly calls: string[] = [];
@@ -64,21 +71,62 @@ export class MemoryRegistry implements SubnetRegistry {
   private stored(entry: Entry): StoredLease {
     return {
       subnet: entry.subnet,
+      ...(entry.subnet6 === undefined ? {} : { subnet6: entry.subnet6 }),
       attrs: decodeLeaseValue(entry.value),
       leaseId: entry.leaseId,
       modRevision: String(entry.modRevision),
+      createRevision: String(entry.createRevision),
     };
   }
 
+  private entry(subnet: Cidr, value: string, leaseId: string | undefined, subnet6?: Cidr6): Entry {
+    const modRevision = this.revision + 1;
+    return {
+      subnet,
+      subnet6,
+      value,
+      leaseId,
+      modRevision,
+      createRevision: this.entries.get(subnetKeyName(subnet, subnet6))?.createRevision ?? modRevision,
+    };
+  }
+
+  /** Writes or deletes (undefined) the config as an admin would; config watches see it. */
+  setConfig(text: string | undefined): void {
+    this.config = text;
+    this.revision += 1;
+    for (const sink of this.configWatches) sink.changed(text, String(this.revision));
+  }
+
+  /** etcd restored empty: every key and lease gone, the revision back to 1, every watch broken; maybe a new cluster ID. */
+  wipe(options: { clusterId?: string } = {}): void {
+    this.entries.clear();
+    this.leases.clear();
+    this.history = [];
+    this.revision = 1;
+    this.compactedAt = 0;
+    this.config = undefined;
+    if (options.clusterId !== undefined) this.clusterId = options.clusterId;
+    this.disconnect();
+  }
+
   /** Writes a raw value (as an admin or another agent would), no TTL unless leaseTtlSeconds. */
-  putRaw(subnet: Cidr, value: string, leaseTtlSeconds?: number): void {
+  putRaw(subnet: Cidr, value: string, leaseTtlSeconds?: number, subnet6?: Cidr6): void {
     let leaseId: string | undefined;
     if (leaseTtlSeconds !== undefined) {
       leaseId = String(this.nextLease++);
       this.leases.set(leaseId, this.clock.now() + leaseTtlSeconds * 1000);
       this.ttlOf.set(leaseId, leaseTtlSeconds);
     }
-    const entry: Entry = { subnet, value, leaseId, modRevision: this.revision + 1 };
+    const entry = this.entry(subnet, value, leaseId, subnet6);
+    this.entries.set(subnetKeyName(subnet, subnet6), entry);
+    this.publish({ type: "put", lease: this.stored(entry) });
+  }
+
+  /** `etcdctl put KEY VALUE`: the key loses its etcd lease, unless keepLease (`--ignore-lease`). */
+  overwrite(subnet: Cidr, value: string, keepLease = false): void {
+    const leaseId = keepLease ? this.entries.get(subnetKeyName(subnet))?.leaseId : undefined;
+    const entry = this.entry(subnet, value, leaseId);
     this.entries.set(subnetKeyName(subnet), entry);
     this.publish({ type: "put", lease: this.stored(entry) });
   }
@@ -87,7 +135,20 @@ export class MemoryRegistry implements SubnetRegistry {
     const entry = this.entries.get(key);
     if (entry === undefined) return;
     this.entries.delete(key);
-    this.publish({ type: "delete", subnet: entry.subnet });
+    this.publish({ type: "delete", subnet: entry.subnet, subnet6: entry.subnet6 });
+  }
+
+  /** `etcdctl del --prefix <prefix>/subnets/`: every key in one transaction, so one watch batch. */
+  deleteAll(): void {
+    const updates: RegistryUpdate[] = [...this.entries.values()].map((e) => ({
+      type: "delete",
+      subnet: e.subnet,
+      subnet6: e.subnet6,
+    }));
+    this.entries.clear();
+    this.revision += 1;
+    for (const update of updates) this.history.push({ revision: this.revision, update });
+    for (const watch of this.watches) watch.sink.updates(updates, String(this.revision));
   }
 
   revokeNow(leaseId: string): void {
@@ -111,6 +172,10 @@ export class MemoryRegistry implements SubnetRegistry {
       this.watches.delete(watch);
       watch.sink.broken("disconnected", new Error("connection dropped"));
     }
+    for (const sink of [...this.configWatches]) {
+      this.configWatches.delete(sink);
+      sink.broken("disconnected", new Error("connection dropped"));
+    }
   }
 
   get watchCount(): number {
@@ -124,8 +189,27 @@ export class MemoryRegistry implements SubnetRegistry {
 
   putNetworkConfig(text: string): Promise<void> {
     this.check("putNetworkConfig");
-    this.config = text;
+    this.setConfig(text);
     return Promise.resolve();
+  }
+
+  readNetworkConfig(): Promise<{ text: string | undefined; revision: string }> {
+    this.check("readNetworkConfig");
+    return Promise.resolve({ text: this.config, revision: String(this.revision) });
+  }
+
+  watchNetworkConfig(_fromRevision: string, sink: ConfigWatchSink): Promise<RegistryWatch> {
+    this.check("watchNetworkConfig");
+    this.configWatches.add(sink);
+    queueMicrotask(() => {
+      sink.live();
+    });
+    return Promise.resolve({
+      cancel: () => {
+        this.configWatches.delete(sink);
+        return Promise.resolve();
+      },
+    });
   }
 
   listLeases(): Promise<LeaseListing> {
@@ -133,7 +217,7 @@ export class MemoryRegistry implements SubnetRegistry {
     return Promise.resolve({
       leases: [...this.entries.values()].map((e) => this.stored(e)),
       revision: String(this.revision),
-      strayKeys: [],
+      clusterId: this.clusterId,
     });
   }
 
@@ -151,31 +235,38 @@ export class MemoryRegistry implements SubnetRegistry {
     return Promise.resolve(id);
   }
 
-  private write(subnet: Cidr, attrs: LeaseAttrs, leaseId: string | undefined): boolean {
+  private write(subnet: Cidr, subnet6: Cidr6 | undefined, attrs: LeaseAttrs, leaseId: string | undefined): boolean {
     if (leaseId !== undefined && !this.leases.has(leaseId))
       throw new TrellisError("ETCD_FAILED", "requested lease not found");
-    const entry: Entry = { subnet, value: encodeLeaseValue(attrs), leaseId, modRevision: this.revision + 1 };
-    this.entries.set(subnetKeyName(subnet), entry);
+    const entry = this.entry(subnet, encodeLeaseValue(attrs), leaseId, subnet6);
+    this.entries.set(subnetKeyName(subnet, subnet6), entry);
     this.publish({ type: "put", lease: this.stored(entry) });
     return true;
   }
 
-  createLease(subnet: Cidr, attrs: LeaseAttrs, leaseId: string | undefined): Promise<boolean> {
+  createLease(subnet: Cidr, attrs: LeaseAttrs, leaseId: string | undefined, subnet6?: Cidr6): Promise<boolean> {
     this.check("createLease");
-    if (this.entries.has(subnetKeyName(subnet))) return Promise.resolve(false);
-    return Promise.resolve(this.write(subnet, attrs, leaseId));
+    if (this.entries.has(subnetKeyName(subnet, subnet6))) return Promise.resolve(false);
+    if (subnet6 !== undefined && this.entries.has(subnetKeyName(subnet))) return Promise.resolve(false);
+    return Promise.resolve(this.write(subnet, subnet6, attrs, leaseId));
   }
 
-  replaceLease(subnet: Cidr, attrs: LeaseAttrs, modRevision: string, leaseId: string | undefined): Promise<boolean> {
+  replaceLease(
+    subnet: Cidr,
+    attrs: LeaseAttrs,
+    modRevision: string,
+    leaseId: string | undefined,
+    subnet6?: Cidr6,
+  ): Promise<boolean> {
     this.check("replaceLease");
-    const entry = this.entries.get(subnetKeyName(subnet));
+    const entry = this.entries.get(subnetKeyName(subnet, subnet6));
     if (entry === undefined || String(entry.modRevision) !== modRevision) return Promise.resolve(false);
-    return Promise.resolve(this.write(subnet, attrs, leaseId));
+    return Promise.resolve(this.write(subnet, subnet6, attrs, leaseId));
   }
 
-  deleteLease(subnet: Cidr, modRevision?: string): Promise<boolean> {
+  deleteLease(subnet: Cidr, modRevision?: string, subnet6?: Cidr6): Promise<boolean> {
     this.check("deleteLease");
-    const key = subnetKeyName(subnet);
+    const key = subnetKeyName(subnet, subnet6);
     const entry = this.entries.get(key);
     if (entry === undefined || (modRevision !== undefined && String(entry.modRevision) !== modRevision))
       return Promise.resolve(false);
@@ -226,5 +317,6 @@ export class MemoryRegistry implements SubnetRegistry {
 
   close(): void {
     this.watches.clear();
+    this.configWatches.clear();
   }
 }

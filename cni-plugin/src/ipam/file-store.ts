@@ -1,16 +1,25 @@
 // The IPAM store as a directory, in host-local's layout so that operators know it: one file per reserved address
-// named by the address, holding "<containerID>\r\n<ifname>"; last_reserved_ip.0; a lock file. Writes are atomic
-// without fsync (docs/decisions/0006): a reservation is written to a temp file and link(2)ed to its name, which
-// creates it complete or not at all and fails if the address is taken. Temp files are only ever seen by the lock
-// holder, so any found there are a killed process's leftovers and are removed.
+// named by the address (IPv6 in RFC 5952 form), holding "<containerID>\r\n<ifname>"; last_reserved_ip.0 (IPv4) and
+// last_reserved_ip.1 (IPv6: host-local's second range, as flannel's dual-stack config orders them); a lock file.
+// Writes are atomic without fsync (docs/decisions/0006): a reservation is written to a temp file and link(2)ed to its
+// name, which creates it complete or not at all and fails if the address is taken. Temp files are only ever seen by
+// the lock holder, so any found there are a killed process's leftovers and are removed.
 import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { formatIpv4, parseIpv4 } from "../../../lib/src/ipv4.js";
+import { parseIpv4 } from "#lib/ipv4.js";
+import type { IpFamily } from "#lib/netlink/kernel.js";
 import { CniCode, CniError } from "../cni-error.js";
 import { withFlock, type LockOptions } from "./flock.js";
-import type { Reservation, ReservationStore } from "./store.js";
+import { familyOfAddress, formatAddress, type Address, type Reservation, type ReservationStore } from "./store.js";
 
-const LAST_RESERVED = "last_reserved_ip.0";
+/** An IPv6 name as we write them (RFC 5952: lowercase hex groups and colons), recognised without parsing it. */
+const IPV6_NAME = /^[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}$/;
+
+function addressOfName(name: string): Address | undefined {
+  return parseIpv4(name) ?? (IPV6_NAME.test(name) ? name : undefined);
+}
+
+const LAST_RESERVED: Record<IpFamily, string> = { 4: "last_reserved_ip.0", 6: "last_reserved_ip.1" };
 const LOCK = "lock";
 const TEMP_SUFFIX = ".tmp";
 
@@ -67,7 +76,7 @@ export class FileReservationStore implements ReservationStore {
         if (this.locked) rmSync(join(this.dir, name), { force: true });
         continue;
       }
-      const ip = parseIpv4(name);
+      const ip = addressOfName(name);
       if (ip === undefined) continue;
       const [containerId = "", ifname = ""] = this.readText(name)?.split("\r\n") ?? [];
       reservations.push({ ip, containerId: containerId.trim(), ifname: ifname.trim() });
@@ -76,20 +85,21 @@ export class FileReservationStore implements ReservationStore {
   }
 
   reserve(r: Reservation): boolean {
-    const temp = this.writeTemp(formatIpv4(r.ip), `${r.containerId}\r\n${r.ifname}`);
+    const name = formatAddress(r.ip);
+    const temp = this.writeTemp(name, `${r.containerId}\r\n${r.ifname}`);
     try {
-      linkSync(temp, join(this.dir, formatIpv4(r.ip)));
+      linkSync(temp, join(this.dir, name));
       return true;
     } catch (error) {
       if (errnoIs(error, "EEXIST")) return false;
-      throw ioError("reserve", join(this.dir, formatIpv4(r.ip)), error);
+      throw ioError("reserve", join(this.dir, name), error);
     } finally {
       rmSync(temp, { force: true });
     }
   }
 
-  release(ip: number): void {
-    const path = join(this.dir, formatIpv4(ip));
+  release(ip: Address): void {
+    const path = join(this.dir, formatAddress(ip));
     try {
       unlinkSync(path);
     } catch (error) {
@@ -97,17 +107,19 @@ export class FileReservationStore implements ReservationStore {
     }
   }
 
-  lastReserved(): number | undefined {
-    return parseIpv4(this.readText(LAST_RESERVED)?.trim() ?? "");
+  lastReserved(family: IpFamily): Address | undefined {
+    const ip = addressOfName(this.readText(LAST_RESERVED[family])?.trim() ?? "");
+    return ip !== undefined && familyOfAddress(ip) === family ? ip : undefined;
   }
 
-  setLastReserved(ip: number): void {
-    const temp = this.writeTemp(LAST_RESERVED, formatIpv4(ip));
+  setLastReserved(ip: Address): void {
+    const name = LAST_RESERVED[familyOfAddress(ip)];
+    const temp = this.writeTemp(name, formatAddress(ip));
     try {
-      renameSync(temp, join(this.dir, LAST_RESERVED));
+      renameSync(temp, join(this.dir, name));
     } catch (error) {
       rmSync(temp, { force: true });
-      throw ioError("write", join(this.dir, LAST_RESERVED), error);
+      throw ioError("write", join(this.dir, name), error);
     }
   }
 

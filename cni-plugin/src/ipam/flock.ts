@@ -3,8 +3,8 @@
 // stale lock to recover (docs/decisions/0006). Node has no flock, so it goes through syscall-napi's addon — the
 // one the netlink adapter already loads for setns — with LOCK_NB and a short jittered poll, bounded by a timeout.
 import { closeSync, openSync } from "node:fs";
-import { errnoByMessage } from "../../../lib/src/netlink/errors.js";
-import { syscallNumber, syscallSync } from "../../../lib/src/syscall.js";
+import { errnoByMessage } from "#lib/netlink/errors.js";
+import { syscallNumber, syscallSync } from "#lib/syscall.js";
 import { CniCode, CniError } from "../cni-error.js";
 
 const LOCK_EX = 2n;
@@ -30,8 +30,27 @@ export interface LockOptions {
   now: () => number;
 }
 
+/**
+ * Holders in this process, by lock path. flock conflicts between descriptors of one process too, so without this
+ * the agent's concurrent requests would poll each other; in line here, each takes over the moment the previous one
+ * is done, and only other processes (standalone plugins) are polled for.
+ */
+const queues = new Map<string, Promise<unknown>>();
+
 /** Holds the lock while `fn` runs; closing the descriptor releases it (and so does the process dying). */
 export async function withFlock<T>(path: string, options: LockOptions, fn: () => Promise<T>): Promise<T> {
+  const previous = queues.get(path) ?? Promise.resolve();
+  const mine = previous.catch(() => undefined).then(() => withFileLock(path, options, fn));
+  const tail = mine.catch(() => undefined);
+  queues.set(path, tail);
+  try {
+    return await mine;
+  } finally {
+    if (queues.get(path) === tail) queues.delete(path);
+  }
+}
+
+async function withFileLock<T>(path: string, options: LockOptions, fn: () => Promise<T>): Promise<T> {
   let fd: number;
   try {
     fd = openSync(path, "a", 0o600);

@@ -1,5 +1,5 @@
 // CHECK: what ADD set up, compared with the kernel; every difference named (pure over what the kernel reports).
-import type { Kernel } from "../../../lib/src/netlink/kernel.js";
+import type { Kernel } from "#lib/netlink/kernel.js";
 import type { PodNetworkSpec } from "./pod-network.js";
 
 export async function findProblems(host: Kernel, pod: Kernel, spec: PodNetworkSpec): Promise<string[]> {
@@ -9,9 +9,11 @@ export async function findProblems(host: Kernel, pod: Kernel, spec: PodNetworkSp
     problems.push(`bridge ${spec.bridge} is missing`);
   } else {
     if (!bridge.up) problems.push(`bridge ${spec.bridge} is down`);
-    const addresses = await host.listAddresses(bridge.index);
-    if (!addresses.some((a) => a.address === spec.gateway && a.prefixLen === spec.prefixLen)) {
-      problems.push(`bridge ${spec.bridge} lacks the gateway address ${spec.gateway}/${spec.prefixLen}`);
+    for (const family of spec.addresses) {
+      const addresses = await host.listAddresses(bridge.index, family.family);
+      if (!addresses.some((a) => a.address === family.gateway && a.prefixLen === family.prefixLen)) {
+        problems.push(`bridge ${spec.bridge} lacks the gateway address ${family.gateway}/${family.prefixLen}`);
+      }
     }
   }
   const hostEnd = await host.getLink(spec.hostVeth);
@@ -28,18 +30,26 @@ export async function findProblems(host: Kernel, pod: Kernel, spec: PodNetworkSp
     return problems;
   }
   if (!podEnd.up) problems.push(`interface ${spec.ifname} is down`);
+  if (spec.mac !== undefined && podEnd.mac !== spec.mac)
+    problems.push(`interface ${spec.ifname} has MAC ${podEnd.mac ?? "none"}, expected ${spec.mac}`);
   if (podEnd.mtu !== spec.mtu) problems.push(`interface ${spec.ifname} has MTU ${podEnd.mtu}, expected ${spec.mtu}`);
-  const addresses = await pod.listAddresses(podEnd.index);
-  if (!addresses.some((a) => a.address === spec.podIp && a.prefixLen === spec.prefixLen)) {
-    problems.push(`interface ${spec.ifname} lacks the address ${spec.podIp}/${spec.prefixLen}`);
-  }
-  const routes = await pod.listRoutes();
-  for (const want of spec.routes) {
-    const found = routes.some(
-      (r) =>
-        r.dst === want.dst && r.prefixLen === want.prefixLen && r.gateway === spec.gateway && r.oif === podEnd.index,
-    );
-    if (!found) problems.push(`route ${want.dst}/${want.prefixLen} via ${spec.gateway} dev ${spec.ifname} is missing`);
+  for (const family of spec.addresses) {
+    const addresses = await pod.listAddresses(podEnd.index, family.family);
+    if (!addresses.some((a) => a.address === family.podIp && a.prefixLen === family.prefixLen)) {
+      problems.push(`interface ${spec.ifname} lacks the address ${family.podIp}/${family.prefixLen}`);
+    }
+    const routes = await pod.listRoutes({ family: family.family });
+    for (const want of family.routes) {
+      const found = routes.some(
+        (r) =>
+          r.dst === want.dst &&
+          r.prefixLen === want.prefixLen &&
+          r.gateway === family.gateway &&
+          r.oif === podEnd.index,
+      );
+      if (!found)
+        problems.push(`route ${want.dst}/${want.prefixLen} via ${family.gateway} dev ${spec.ifname} is missing`);
+    }
   }
   return problems;
 }

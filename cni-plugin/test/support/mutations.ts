@@ -1,7 +1,12 @@
 // Random but reproducible (seeded) plugin inputs: valid invocations of every command and version, then mutated —
 // env vars dropped or replaced by hostile strings, config fields removed or given values of the wrong type, JSON
 // text truncated or corrupted. `safe` restricts paths so that the real executable can run them on this machine.
+import assert from "node:assert/strict";
+import type { PluginOutcome } from "../../src/plugin.js";
 import { SUPPORTED_VERSIONS } from "../../src/versions.js";
+
+/** The seed of every fuzz run (TRELLIS_FUZZ_SEED to replay another). */
+export const FUZZ_SEED = Number(process.env.TRELLIS_FUZZ_SEED ?? 20260);
 
 export type Rng = () => number;
 
@@ -140,4 +145,23 @@ export function randomInput(rng: Rng, paths: Paths, safe: boolean): Input {
   else if (textMutation < 0.1) stdin = pick(rng, ["", "null", "[]", "{}", '"x"', "{".repeat(5000)]);
   else if (textMutation < 0.11) stdin = JSON.stringify({ ...config, pad: "z".repeat(4 * 1024 * 1024 + 10) });
   return { env, stdin, containerId: env.CNI_CONTAINERID, ifname: env.CNI_IFNAME };
+}
+
+/** What every answer to a mutated input must look like, in-process or from the executable. */
+export function assertAnswer(input: Input, out: PluginOutcome, stderr: string, label: string): void {
+  const where = `${label}: ${JSON.stringify(input.env)} ${input.stdin.slice(0, 300)}`;
+  assert.ok(out.exitCode === 0 || out.exitCode === 1, `exit code ${out.exitCode} ${where}`);
+  assert.doesNotMatch(out.stdout + stderr, /\n\s+at |Error: .*\n/, `no stack trace ${where}`);
+  if (out.exitCode === 0) {
+    if (input.env.CNI_COMMAND === "ADD" || input.env.CNI_COMMAND === "VERSION")
+      assert.equal(typeof (JSON.parse(out.stdout) as { cniVersion?: unknown }).cniVersion, "string", where);
+    else assert.equal(out.stdout.trim(), "", where);
+    return;
+  }
+  const error = JSON.parse(out.stdout) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(error).sort(), ["cniVersion", "code", "details", "msg"], where);
+  assert.ok((SUPPORTED_VERSIONS as readonly unknown[]).includes(error.cniVersion), where);
+  assert.ok(Number.isInteger(error.code) && (error.code as number) > 0, where);
+  assert.ok(typeof error.msg === "string" && error.msg.length > 0, where);
+  assert.notEqual(error.code, 999, `an internal error is a bug: ${error.msg} ${where}`);
 }

@@ -32,6 +32,9 @@ export class PluginFixture {
   nodeNs = "";
   dir = "";
 
+  /** The node's lease as the agent would write it: IPv4 (the default), dual-stack or IPv6-only. */
+  constructor(readonly subnetEnv = SUBNET_ENV) {}
+
   get subnetFile(): string {
     return join(this.dir, "subnet.env");
   }
@@ -43,7 +46,7 @@ export class PluginFixture {
   async setup(): Promise<void> {
     this.nodeNs = await this.namespaces.add();
     this.dir = await mkdtemp(join(tmpdir(), "trellis-cni-"));
-    await writeFile(this.subnetFile, SUBNET_ENV);
+    await writeFile(this.subnetFile, this.subnetEnv);
   }
 
   async dispose(): Promise<void> {
@@ -118,10 +121,10 @@ export class PluginFixture {
     return out.json;
   }
 
-  /** Reserved addresses in the IPAM store (file names that are addresses). */
+  /** Reserved addresses in the IPAM store (file names that are addresses, IPv6 ones with a ":"). */
   async reservations(): Promise<string[]> {
     const names = await readdir(this.dataDir).catch(() => []);
-    return names.filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n)).sort();
+    return names.filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n) || /^[0-9a-f:]+$/.test(n)).sort();
   }
 
   /** Link names in the node namespace matching veth+8 hex. */
@@ -132,8 +135,8 @@ export class PluginFixture {
 }
 
 /** Mocha hooks around a fixture. */
-export function usePluginFixture(): PluginFixture {
-  const fixture = new PluginFixture();
+export function usePluginFixture(subnetEnv?: string): PluginFixture {
+  const fixture = new PluginFixture(subnetEnv);
   before(async () => {
     await fixture.setup();
   });

@@ -1,16 +1,28 @@
-// Conversions between the port's plain data (dotted IPv4 strings, "aa:bb:…" MACs, named scopes) and the byte and
+// Conversions between the port's plain data (IPv4 and IPv6 strings, "aa:bb:…" MACs, named scopes) and the byte and
 // enum shapes rtnetlink uses. Inputs are validated here so that a typo fails with a named field instead of EINVAL.
+import { createRequire } from "node:module";
 import { InvalidArgumentError } from "../errors.js";
-import type { NeighborState, RouteScope, RouteType } from "./kernel.js";
+import { isMac } from "../names.js";
+import { familyOf, type IpFamily, type NeighborState, type RouteScope, type RouteType } from "./kernel.js";
+
+const require = createRequire(import.meta.url);
+let net: typeof import("node:net") | undefined;
+
+/** node:net on first use: loading it costs each CNI plugin run ~4 ms (docs/decisions/0005), and only IPv6 needs it. */
+function isIPv6(value: string): boolean {
+  net ??= require("node:net") as typeof import("node:net");
+  return net.isIPv6(value);
+}
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+const IPV4_EXAMPLE = "an IPv4 address such as 10.244.1.0";
+const IPV6_EXAMPLE = "an IPv6 address such as fd30:0:0:5::";
 
-export function ipv4ToBytes(value: string, field: string): Buffer {
+export function ipv4ToBytes(value: string, field: string, allowed = IPV4_EXAMPLE): Buffer {
   const match = IPV4.exec(value);
   const octets = match?.slice(1).map(Number);
   if (octets === undefined || octets.some((octet) => octet > 255)) {
-    throw new InvalidArgumentError(field, value, "an IPv4 address such as 10.244.1.0");
+    throw new InvalidArgumentError(field, value, allowed);
   }
   return Buffer.from(octets);
 }
@@ -20,8 +32,81 @@ export function bytesToIpv4(bytes: Uint8Array | undefined): string | undefined {
   return bytes?.length === 4 ? Array.from(bytes).join(".") : undefined;
 }
 
+/**
+ * 16 bytes of an IPv6 address in hex-group notation. Zone ids and IPv4-mapped addresses are refused: neither means
+ * anything to rtnetlink (the link is given by index, an IPv4 destination by its own family).
+ */
+export function ipv6ToBytes(value: string, field: string): Buffer {
+  if (value.includes("%"))
+    throw new InvalidArgumentError(field, value, `${IPV6_EXAMPLE}, without a zone id (the link is given apart)`);
+  if (!isIPv6(value)) throw new InvalidArgumentError(field, value, IPV6_EXAMPLE);
+  const [head = "", tail] = value.split("::");
+  const headGroups = groups(head);
+  const tailGroups = tail === undefined ? [] : groups(tail);
+  const zeros = new Array<number>(8 - headGroups.length - tailGroups.length).fill(0);
+  const bytes = Buffer.alloc(16);
+  [...headGroups, ...(tail === undefined ? [] : zeros), ...tailGroups].forEach((group, i) => {
+    bytes.writeUInt16BE(group, 2 * i);
+  });
+  if (isIpv4Mapped(bytes))
+    throw new InvalidArgumentError(field, value, "an IPv6 address; an IPv4-mapped one must be given as plain IPv4");
+  return bytes;
+}
+
+/** The 16-bit groups of one side of "::"; a trailing dotted quad (already validated by isIPv6) counts as two. */
+function groups(part: string): number[] {
+  if (part === "") return [];
+  return part.split(":").flatMap((group) => {
+    if (!group.includes(".")) return [parseInt(group, 16)];
+    const [a = 0, b = 0, c = 0, d = 0] = group.split(".").map(Number);
+    return [(a << 8) | b, (c << 8) | d];
+  });
+}
+
+function isIpv4Mapped(bytes: Uint8Array): boolean {
+  return bytes.subarray(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+}
+
+/**
+ * RFC 5952 text, as `ip -6` prints it: lowercase, no leading zeros, the longest run (the first of equals) of two or
+ * more zero groups as "::"; IPv4-mapped addresses end in a dotted quad. Undefined for anything but 16 bytes.
+ */
+export function bytesToIpv6(bytes: Uint8Array | undefined): string | undefined {
+  if (bytes?.length !== 16) return undefined;
+  if (isIpv4Mapped(bytes)) return `::ffff:${Array.from(bytes.subarray(12)).join(".")}`;
+  const words = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] ?? 0) << 8) | (bytes[2 * i + 1] ?? 0));
+  let best = { start: -1, length: 1 };
+  for (let start = 0; start < 8; start++) {
+    let length = 0;
+    while (start + length < 8 && words[start + length] === 0) length++;
+    if (length > best.length) best = { start, length };
+  }
+  const hex = (part: number[]): string => part.map((word) => word.toString(16)).join(":");
+  if (best.start < 0) return hex(words);
+  return `${hex(words.slice(0, best.start))}::${hex(words.slice(best.start + best.length))}`;
+}
+
+/** An IPv4 or IPv6 address, its family following the string. */
+export function ipToBytes(value: string, field: string): { family: IpFamily; bytes: Buffer } {
+  const family = familyOf(value);
+  if (family === 6) return { family, bytes: ipv6ToBytes(value, field) };
+  return { family, bytes: ipv4ToBytes(value, field, `${IPV4_EXAMPLE}, or ${IPV6_EXAMPLE}`) };
+}
+
+/** Bytes of the given family (by length when none is given) → text; undefined for anything else. */
+export function bytesToIp(bytes: Uint8Array | undefined, family?: IpFamily): string | undefined {
+  if (family === 4 || (family === undefined && bytes?.length === 4)) return bytesToIpv4(bytes);
+  return bytesToIpv6(bytes);
+}
+
+/** The longest prefix of the family: 32 or 128. */
+export function maxPrefixLen(family: IpFamily): number {
+  return family === 6 ? 128 : 32;
+}
+
 export function macToBytes(value: string, field: string): Buffer {
-  if (!MAC.test(value)) throw new InvalidArgumentError(field, value, 'a MAC address such as "0a:58:0a:f4:01:00"');
+  if (!isMac(value.toLowerCase()))
+    throw new InvalidArgumentError(field, value, 'a MAC address such as "0a:58:0a:f4:01:00"');
   return Buffer.from(value.replaceAll(":", ""), "hex");
 }
 

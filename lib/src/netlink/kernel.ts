@@ -1,17 +1,26 @@
 // The PORT to the kernel's networking state. The VXLAN/host-gw backends, the reconciler and the CNI plugin's pod wiring
 // depend only on these plain-data types and the `Kernel` interface; the one real implementation is
-// rtnetlink-kernel.ts, unit tests implement it with fakes. Conventions: IPv4 only, addresses as dotted strings,
-// MACs as lowercase "aa:bb:cc:dd:ee:ff", links by ifindex (names only to create or look up).
+// rtnetlink-kernel.ts, unit tests implement it with fakes. Conventions: IPv4 and IPv6; the family follows each address
+// string (dotted IPv4, or IPv6 given in any valid form and reported in RFC 5952 form as `ip -6` prints it); lists are
+// IPv4 unless asked for 6. MACs as lowercase "aa:bb:cc:dd:ee:ff", links by ifindex (names only to create or look up).
 //
 // Failures are typed (./errors.ts): NetlinkError with code "NETLINK" and an `errno`, or "PERMISSION_DENIED".
 // Adds and replaces are idempotent, deletes of what is already gone succeed; only link creation is exclusive
 // (EEXIST), so a caller notices a device it did not make.
 
+/** An address family: 4 (AF_INET) or 6 (AF_INET6). */
+export type IpFamily = 4 | 6;
+
+/** The family an address string is written in (the port's one rule for it): anything with a ":" is meant as IPv6. */
+export function familyOf(address: string): IpFamily {
+  return address.includes(":") ? 6 : 4;
+}
+
 export interface VxlanInfo {
   vni: number;
   /** UDP destination port, e.g. 8472. */
   port: number;
-  /** Source address for the outer packets. */
+  /** Source address for the outer packets (IFLA_VXLAN_LOCAL, or IFLA_VXLAN_LOCAL6 for an IPv6 underlay). */
   local?: string;
   /** The underlay device the tunnel is bound to. */
   underlayIndex?: number;
@@ -31,6 +40,10 @@ export interface LinkInfo {
   vxlan?: VxlanInfo;
   /** Present for a bridge port: whether hairpin mode is on. */
   hairpin?: boolean;
+  /** IFLA_IFALIAS: a free-text label; ours mark links we made (the CNI plugin's host veths). */
+  alias?: string;
+  /** IFLA_LINK: for a veth, its peer's ifindex (in the peer's namespace). */
+  peerIndex?: number;
 }
 
 export interface VxlanSpec {
@@ -60,6 +73,8 @@ export interface VethSpec {
   peerMac?: string;
   /** Create the peer end directly in this namespace (path like /run/netns/x or /proc/PID/ns/net, or a name). */
   peerNetns?: string;
+  /** IFLA_IFALIAS of this namespace's end. */
+  alias?: string;
 }
 
 export interface LinkChanges {
@@ -68,6 +83,12 @@ export interface LinkChanges {
   /** 0 removes the link from its master. */
   masterIndex?: number;
   mac?: string;
+  alias?: string;
+  /**
+   * A vxlan link's attributes the kernel changes in place (RTM_NEWLINK on the existing link; verified on 6.x:
+   * learning, local and the underlay device can be changed; VNI and port cannot, EOPNOTSUPP).
+   */
+  vxlan?: { learning?: boolean; local?: string; underlayIndex?: number };
 }
 
 export interface AddressInfo {
@@ -93,16 +114,18 @@ export type RouteType =
 
 /** What to install (always a unicast route). */
 export interface RouteSpec {
-  /** Network address; "0.0.0.0" with prefixLen 0 is the default route. */
+  /** Network address; "0.0.0.0" (or "::") with prefixLen 0 is the default route. */
   dst: string;
+  /** 0–32, or 0–128 for IPv6. */
   prefixLen: number;
+  /** Of dst's family. */
   gateway?: string;
   oif?: number;
   /** RTPROT_* number; our own number marks routes we own. Default 3 (boot), as `ip route` uses. */
   protocol?: number;
   /** Default 254 (main). */
   table?: number;
-  /** Default "universe" with a gateway, "link" without. */
+  /** Default "universe" with a gateway, "link" without. IPv6 has no route scopes: ignored, listed as "universe". */
   scope?: RouteScope;
   /** Trust that the gateway is reachable on `oif` (e.g. a /32 on a vxlan device). */
   onlink?: boolean;
@@ -127,6 +150,11 @@ export interface RouteFilter {
   table?: number | "all";
   protocol?: number;
   oif?: number;
+  /**
+   * Default 4. IPv6 lists hold many routes the kernel made itself (fe80::/64 and local addresses with protocol
+   * kernel, ff00::/8 multicast in table local; every IPv6 route has a metric, 1024 unless given): filter by protocol.
+   */
+  family?: IpFamily;
 }
 
 export type NeighborState =
@@ -182,8 +210,14 @@ export interface Subscription {
 }
 
 export interface Kernel {
-  /** The namespace path this kernel handle works in; undefined for the caller's own namespace. */
+  /**
+   * A path to the namespace this handle works in, valid in this process while the handle is open (the real adapter's
+   * is /proc/self/fd/N of its own descriptor, so it reaches the namespace whatever became of the path it was opened
+   * by); undefined for the caller's own namespace.
+   */
   readonly netns: string | undefined;
+  /** The identity of that namespace as readlink(/proc/PID/ns/net) shows it, e.g. "net:[4026531840]". */
+  readonly netnsId: string;
 
   listLinks(): Promise<LinkInfo[]>;
   getLink(nameOrIndex: string | number): Promise<LinkInfo | undefined>;
@@ -197,19 +231,24 @@ export interface Kernel {
   setHairpin(index: number, on: boolean): Promise<void>;
   deleteLink(index: number): Promise<void>;
 
-  listAddresses(index?: number): Promise<AddressInfo[]>;
+  /** IPv4 addresses unless `family` is 6 (link-local fe80::/10 ones included). */
+  listAddresses(index?: number, family?: IpFamily): Promise<AddressInfo[]>;
+  /** IPv6 addresses are added without duplicate address detection (IFA_F_NODAD): usable at once, never tentative. */
   addAddress(address: AddressInfo): Promise<void>;
   deleteAddress(address: AddressInfo): Promise<void>;
 
+  /** IPv4 routes unless `filter.family` is 6. */
   listRoutes(filter?: RouteFilter): Promise<RouteInfo[]>;
   replaceRoute(route: RouteSpec): Promise<void>;
   /** Matches dst/prefixLen/table and, when given, gateway, oif, protocol and metric. */
   deleteRoute(route: RouteSpec): Promise<void>;
 
-  listNeighbors(index?: number): Promise<NeighborInfo[]>;
+  /** ARP entries, or with `family` 6 NDP entries (the kernel's own for multicast among them, state "noarp"). */
+  listNeighbors(index?: number, family?: IpFamily): Promise<NeighborInfo[]>;
   replaceNeighbor(neighbor: NeighborSpec): Promise<void>;
   deleteNeighbor(neighbor: { index: number; ip: string }): Promise<void>;
 
+  /** Entries of either family's `dst`. */
   listFdb(index?: number): Promise<FdbEntry[]>;
   /** `bridge fdb replace MAC dev DEV dst IP self permanent` */
   replaceFdb(entry: FdbSpec): Promise<void>;
@@ -221,8 +260,9 @@ export interface Kernel {
   setSysctl(name: string, value: string): Promise<void>;
 
   /**
-   * Link, IPv4 address, IPv4 route, neighbour and FDB changes, on a socket of their own, delivered as they happen.
-   * The handler must not throw. A live subscription keeps the process running until it is closed.
+   * Link, address and route (IPv4 and IPv6), neighbour (ARP and NDP) and FDB changes, on a socket of their own,
+   * delivered as they happen; an event's addresses tell its family. The handler must not throw. A live subscription
+   * keeps the process running until it is closed.
    */
   watch(handler: (event: KernelEvent) => void): Subscription;
   /** Closes every socket (subscriptions included); later calls fail with errno EBADF. */

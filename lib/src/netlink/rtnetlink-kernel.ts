@@ -2,15 +2,18 @@
 // synchronously on the calling thread, so `withNetns` can place it inside another network namespace (a pod's).
 import type { LinkAttrs } from "netlink/dist/rt/ifla.js";
 import type { RtNetlinkSocket } from "netlink/dist/rt/rt.js";
+import { deleteLinkBlocking } from "./blocking-request.js";
 import { checkIndex, checkLinkName } from "./codec.js";
+import { InvalidArgumentError } from "../errors.js";
 import { GONE_ERRNOS, NetlinkError, isNetlinkErrno, translateError } from "./errors.js";
+import { familyOf } from "./kernel.js";
 import type * as port from "./kernel.js";
-import { NetnsHandle, withNetns } from "./netns.js";
+import { currentNetnsId, NetnsHandle, withNetns } from "./netns.js";
 import { ifla, rtnetlink } from "./package.js";
 import {
   AF_BRIDGE,
-  AF_INET,
   addressFromMessage,
+  afOf,
   fdbFromMessage,
   linkFromMessage,
   neighborFromMessage,
@@ -24,11 +27,14 @@ import { EventSubscription } from "./watch.js";
 const { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE } = req;
 
 /**
- * Opens a handle on the kernel's network state of `netns` (a path like /run/netns/x or /proc/PID/ns/net, or a name
- * under /run/netns), or of the caller's own namespace. Throws code NOT_FOUND when the namespace does not exist.
+ * Opens a handle on the kernel's network state of `netns` (a path like /run/netns/x or /proc/PID/ns/net, a name
+ * under /run/netns, or an open namespace handle, which stays the caller's to close), or of the caller's own
+ * namespace. Throws code NOT_FOUND when the namespace does not exist.
  */
-export function openKernel(options: { netns?: string } = {}): port.Kernel {
-  const netns = options.netns === undefined ? undefined : NetnsHandle.open(options.netns);
+export function openKernel(options: { netns?: string | NetnsHandle } = {}): port.Kernel {
+  const given = options.netns;
+  const netns =
+    given === undefined ? undefined : typeof given === "string" ? NetnsHandle.open(given) : given.duplicate();
   try {
     const socket =
       netns === undefined ? rtnetlink.createRtNetlink() : withNetns(netns, () => rtnetlink.createRtNetlink());
@@ -41,8 +47,19 @@ export function openKernel(options: { netns?: string } = {}): port.Kernel {
 
 const notNull = <T>(value: T | undefined): value is T => value !== undefined;
 
+/** The family asked for, checked (a typo must not silently list IPv4); the default is 4, as before IPv6. */
+function checkFamily(family: port.IpFamily | undefined): port.IpFamily {
+  const value: unknown = family ?? 4;
+  if (value !== 4 && value !== 6) throw new InvalidArgumentError("family", value, "4 or 6");
+  return value;
+}
+
+/** What a dump lists, for its errors ("IPv6 routes"; IPv4 ones named as before there was IPv6). */
+const listed = (what: string, family: port.IpFamily): string => (family === 6 ? `IPv6 ${what}` : what);
+
 class RtnetlinkKernel implements port.Kernel {
   readonly netns: string | undefined;
+  readonly netnsId: string;
   private readonly requests: RequestQueue;
   private readonly subscriptions = new Set<EventSubscription>();
 
@@ -51,7 +68,9 @@ class RtnetlinkKernel implements port.Kernel {
     private readonly netnsHandle: NetnsHandle | undefined,
   ) {
     this.requests = new RequestQueue(socket);
-    this.netns = netnsHandle?.path;
+    // Our own descriptor's path: it reaches the namespace for as long as we hold it open.
+    this.netns = netnsHandle === undefined ? undefined : `/proc/self/fd/${netnsHandle.fd}`;
+    this.netnsId = netnsHandle?.id ?? currentNetnsId();
   }
 
   private request<T>(operation: string, object: string, send: (socket: RtNetlinkSocket) => Promise<T>): Promise<T> {
@@ -111,15 +130,28 @@ class RtnetlinkKernel implements port.Kernel {
     const peerNetns = spec.peerNetns === undefined ? undefined : NetnsHandle.open(spec.peerNetns);
     try {
       const info = req.vethInfo({ name: spec.peerName, mtu: spec.mtu, mac: spec.peerMac, netnsFd: peerNetns?.fd });
-      return await this.createLink("create veth link", req.newLinkAttrs(spec, info));
+      const link = await this.createLink("create veth link", req.newLinkAttrs(spec, info));
+      // The kernel ignores IFLA_IFALIAS when it creates a link: set it right after.
+      if (spec.alias === undefined) return link;
+      await this.setLink(link.index, { alias: spec.alias });
+      return { ...link, alias: spec.alias };
     } finally {
       peerNetns?.close();
     }
   }
 
   async setLink(index: number, changes: port.LinkChanges): Promise<void> {
-    const { data, attrs } = req.setLinkMessage(index, changes);
-    await this.request("set link", `#${index} ${JSON.stringify(changes)}`, (s) => s.setLink(data, attrs));
+    const { vxlan, ...link } = changes;
+    if (vxlan !== undefined) {
+      // RTM_SETLINK ignores IFLA_LINKINFO; only RTM_NEWLINK (without NLM_F_CREATE) reaches the driver's changelink.
+      const attrs = { linkinfo: req.nested(req.vxlanChangeInfo(vxlan)) };
+      await this.request("set vxlan", `#${index} ${JSON.stringify(vxlan)}`, (s) =>
+        s.newLink({ index: checkIndex(index) }, attrs),
+      );
+    }
+    if (Object.keys(link).length === 0 && vxlan !== undefined) return;
+    const { data, attrs } = req.setLinkMessage(index, link);
+    await this.request("set link", `#${index} ${JSON.stringify(link)}`, (s) => s.setLink(data, attrs));
   }
 
   async setHairpin(index: number, on: boolean): Promise<void> {
@@ -129,16 +161,25 @@ class RtnetlinkKernel implements port.Kernel {
     );
   }
 
+  /** Off the event loop: the kernel makes the sender wait for RCU grace periods (blocking-request.ts). */
   async deleteLink(index: number): Promise<void> {
-    await this.remove("delete link", `#${index}`, (s) => s.delLink({ index: checkIndex(index) }));
+    this.openNetns("delete link", `#${index}`);
+    try {
+      await deleteLinkBlocking(this.netnsHandle, index);
+    } catch (error) {
+      if (!isNetlinkErrno(error, ...GONE_ERRNOS)) throw error;
+    }
   }
 
-  async listAddresses(index?: number): Promise<port.AddressInfo[]> {
-    const messages = await this.request("list", "addresses", (s) => s.getAddresses({ family: AF_INET }));
+  async listAddresses(index?: number, family?: port.IpFamily): Promise<port.AddressInfo[]> {
+    const wanted = checkFamily(family);
+    const messages = await this.request("list", listed("addresses", wanted), (s) =>
+      s.getAddresses({ family: afOf(wanted) }),
+    );
     return messages
       .map(addressFromMessage)
       .filter(notNull)
-      .filter((a) => index === undefined || a.index === index);
+      .filter((a) => familyOf(a.address) === wanted && (index === undefined || a.index === index));
   }
 
   async addAddress(address: port.AddressInfo): Promise<void> {
@@ -150,7 +191,7 @@ class RtnetlinkKernel implements port.Kernel {
   }
 
   async deleteAddress(address: port.AddressInfo): Promise<void> {
-    const { data, attrs } = req.addressMessage(address);
+    const { data, attrs } = req.addressMessage(address, true);
     await this.remove("delete address", `${address.address}/${address.prefixLen} on link #${address.index}`, (s) =>
       s.delAddress(data, attrs),
     );
@@ -158,7 +199,8 @@ class RtnetlinkKernel implements port.Kernel {
 
   async listRoutes(filter: port.RouteFilter = {}): Promise<port.RouteInfo[]> {
     const table = filter.table ?? req.RT_TABLE_MAIN;
-    const messages = await this.request("list", "routes", (s) => s.getRoutes({ family: AF_INET }));
+    const family = checkFamily(filter.family);
+    const messages = await this.request("list", listed("routes", family), (s) => s.getRoutes({ family: afOf(family) }));
     return messages
       .map(routeFromMessage)
       .filter(notNull)
@@ -166,7 +208,7 @@ class RtnetlinkKernel implements port.Kernel {
         (r) =>
           (table === "all" || r.table === table) && (filter.protocol === undefined || r.protocol === filter.protocol),
       )
-      .filter((r) => filter.oif === undefined || r.oif === filter.oif);
+      .filter((r) => familyOf(r.dst) === family && (filter.oif === undefined || r.oif === filter.oif));
   }
 
   async replaceRoute(route: port.RouteSpec): Promise<void> {
@@ -181,12 +223,15 @@ class RtnetlinkKernel implements port.Kernel {
     await this.remove("delete route", req.describeRoute(route), (s) => s.delRoute(data, attrs));
   }
 
-  async listNeighbors(index?: number): Promise<port.NeighborInfo[]> {
-    const messages = await this.request("list", "neighbours", (s) => s.getNeighbors({ family: AF_INET }));
+  async listNeighbors(index?: number, family?: port.IpFamily): Promise<port.NeighborInfo[]> {
+    const wanted = checkFamily(family);
+    const messages = await this.request("list", listed("neighbours", wanted), (s) =>
+      s.getNeighbors({ family: afOf(wanted) }),
+    );
     return messages
       .map(neighborFromMessage)
       .filter(notNull)
-      .filter((n) => index === undefined || n.index === index);
+      .filter((n) => familyOf(n.ip) === wanted && (index === undefined || n.index === index));
   }
 
   async replaceNeighbor(n: port.NeighborSpec): Promise<void> {

@@ -18,10 +18,13 @@ import {
 
 // Bursts (a node joining with hundreds of peers) must not overflow the queue; the kernel caps this at rmem_max.
 const RECEIVE_BUFFER_BYTES = 4 << 20;
+// NEIGH carries every family's neighbours (ARP, NDP) and the FDB; addresses and routes have a group per family.
 const GROUPS = [
   rt.MulticastGroups.LINK,
   rt.MulticastGroups.IPV4_IFADDR,
   rt.MulticastGroups.IPV4_ROUTE,
+  rt.MulticastGroups.IPV6_IFADDR,
+  rt.MulticastGroups.IPV6_ROUTE,
   rt.MulticastGroups.NEIGH,
 ];
 
@@ -36,7 +39,7 @@ const ACTIONS: ReadonlyMap<number, ChangeAction> = new Map([
   [rt.MessageType.DELNEIGH, "del"],
 ] as const);
 
-/** One notification → at most one event; IPv6 and other families are dropped. */
+/** One notification → at most one event; families other than IPv4, IPv6 (and AF_BRIDGE's FDB) are dropped. */
 export function eventFromMessage(message: NetlinkMessage): KernelEvent | undefined {
   const action = ACTIONS.get(message.type);
   if (action === undefined) return undefined;

@@ -1,8 +1,8 @@
 // A test namespace with a kernel handle in it and a vxlan device flannel.1 (up) on a veth underlay ul0.
 import assert from "node:assert/strict";
 import { ipIn, type NamespaceSet } from "../../../lab/src/netns.js";
-import type { Kernel, LinkInfo } from "../../src/netlink/kernel.js";
-import { openKernel } from "../../src/netlink/rtnetlink-kernel.js";
+import type { Kernel, LinkInfo } from "#lib/netlink/kernel.js";
+import { openKernel } from "#lib/netlink/rtnetlink-kernel.js";
 
 export async function namespaceWithVxlan(
   namespaces: NamespaceSet,

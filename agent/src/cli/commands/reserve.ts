@@ -1,7 +1,7 @@
 // `reserve`, `unreserve` and `leave`: administrator operations on leases.
 import type { Command } from "commander";
-import { InvalidArgumentError } from "../../../../lib/src/errors.js";
-import { formatCidr, isIpv4, type Cidr } from "../../../../lib/src/ipv4.js";
+import { InvalidArgumentError } from "#lib/errors.js";
+import { formatCidr, isIpv4, type Cidr } from "#lib/ipv4.js";
 import { leaveNetwork, readNetworkConfig, reserveSubnet, unreserveSubnet } from "../../lease/admin.js";
 import { parseSubnetArg } from "../../lease/lease-codec.js";
 import { withRegistry } from "../context.js";

@@ -1,15 +1,16 @@
 // `run`: the node daemon. Flags here; the wiring of real adapters, logs, metrics and HTTP in ../daemon-main.ts.
 import { Option, type Command } from "commander";
-import { InvalidArgumentError } from "../../../../lib/src/errors.js";
+import { InvalidArgumentError } from "#lib/errors.js";
 import { DEFAULTS } from "../../config/agent-options.js";
+import { FIREWALL_CHOICES } from "../../config/run-options.js";
 import { printConfig } from "../config-file.js";
 import {
   addEtcdOptions,
   addHealthzOptions,
+  addLogOptions,
   addNodeOptions,
   envName,
   flag,
-  LOG_LEVELS,
   type RunFlags,
 } from "../options.js";
 
@@ -22,13 +23,19 @@ export function parseBool(field: string): (text: string) => boolean {
 }
 
 export function registerRun(program: Command): void {
-  addHealthzOptions(
+  const command = addHealthzOptions(
     addNodeOptions(
       addEtcdOptions(
         program.command("run").description("run the node agent (lease, peers, dataplane, health and metrics)"),
       ),
     ),
   )
+    .addOption(
+      flag(
+        "--public-ipv6 <ip>",
+        "IPv6 address other nodes use to reach this one (an IPv6 pod network only); default: the --iface's first global IPv6 address",
+      ),
+    )
     .addOption(
       flag("--subnet-lease-ttl <duration>", "TTL of this node's lease, renewed by the agent", DEFAULTS.subnetLeaseTtl),
     )
@@ -42,13 +49,24 @@ export function registerRun(program: Command): void {
       flag(
         "--iptables-resync <duration>",
         "how often the masquerade rules are checked and re-installed if changed",
-        "5s",
+        DEFAULTS.iptablesResync,
       ),
     )
     .addOption(
-      flag("--resync-interval <duration>", "full dataplane check interval (kernel events repair drift at once)", "10s"),
+      flag(
+        "--resync-interval <duration>",
+        "full dataplane check interval (kernel events repair drift at once)",
+        DEFAULTS.resyncInterval,
+      ),
     )
     .addOption(flag("--vxlan-device <name>", "name of the VXLAN device (default flannel.<VNI>)"))
+    .addOption(
+      flag(
+        "--store-reset-grace <duration>",
+        "after etcd was restored empty or rebuilt, how long peers missing from it keep their routes",
+        DEFAULTS.storeResetGrace,
+      ),
+    )
     .addOption(
       flag(
         "--cni-socket <path>",
@@ -57,24 +75,25 @@ export function registerRun(program: Command): void {
       ),
     )
     .addOption(
+      new Option("--services [bool]", "serve Services: cluster IPs in the kernel, this node's pods as their endpoints")
+        .env(envName("--services"))
+        .argParser(parseBool("--services"))
+        .default(true),
+    )
+    .addOption(
+      flag(
+        "--pod-record-dir <path>",
+        "where the CNI plugin records the pods it wires (its podRecordDir), published as Service endpoints",
+        DEFAULTS.podRecordDir,
+      ),
+    )
+    .addOption(
       new Option("--firewall-backend <kind>", "masquerade rules through nftables or iptables")
-        .choices(["auto", "nftables", "iptables"])
+        .choices(FIREWALL_CHOICES)
         .env(envName("--firewall-backend"))
         .default("auto"),
-    )
-    .addOption(
-      new Option("--log-level <level>", "log level").choices(LOG_LEVELS).env(envName("--log-level")).default("info"),
-    )
-    .addOption(
-      new Option("--log-format <format>", "json lines, or text for terminals")
-        .choices(["json", "text"])
-        .env(envName("--log-format"))
-        .default(process.stderr.isTTY ? "text" : "json"),
-    )
-    .option(
-      "--print-config",
-      "print the effective configuration (with where each value came from, secrets masked) and exit",
-    )
+    );
+  addLogOptions(command)
     .addHelpText(
       "after",
       [
@@ -86,9 +105,9 @@ export function registerRun(program: Command): void {
         "  curl -s http://127.0.0.1:9808/readyz",
       ].join("\n"),
     )
-    .action(async (flags: RunFlags, command: Command) => {
+    .action(async (flags: RunFlags, self: Command) => {
       if (flags.printConfig === true) {
-        process.stdout.write(printConfig(command));
+        process.stdout.write(printConfig(self));
         return;
       }
       const { runDaemon } = await import("../daemon-main.js");

@@ -29,8 +29,9 @@ interface StatusFlags extends EtcdFlags, NodeFlags, HealthzFlags {
 const LOCAL_AGENT_TIMEOUT_MS = 1000;
 
 interface StatusBody {
-  readiness?: { ready?: unknown; reasons?: unknown };
+  readiness?: { ready?: unknown; reasons?: unknown; warnings?: unknown };
   peers?: unknown;
+  services?: { services?: unknown; endpoints?: unknown } | null;
 }
 
 /**
@@ -72,8 +73,16 @@ async function askLocalAgent(
   try {
     const body = (await getJson(`${url}/status`, LOCAL_AGENT_TIMEOUT_MS)) as StatusBody;
     const reasons = Array.isArray(body.readiness?.reasons) ? body.readiness.reasons.map(String) : [];
+    const warnings = Array.isArray(body.readiness?.warnings) ? body.readiness.warnings.map(String) : [];
     const peers = Array.isArray(body.peers) ? (body.peers as LocalPeerView[]) : undefined;
-    return { local: { url, reachable: true, ready: body.readiness?.ready === true, reasons }, peers };
+    const services =
+      typeof body.services?.services === "number" && typeof body.services.endpoints === "number"
+        ? { services: body.services.services, endpoints: body.services.endpoints }
+        : null;
+    return {
+      local: { url, reachable: true, ready: body.readiness?.ready === true, reasons, warnings, services },
+      peers,
+    };
   } catch (error) {
     return {
       local: { url, reachable: false, error: error instanceof Error ? error.message : String(error) },
