@@ -260,7 +260,13 @@ export class Lab {
     await run("ip", ["link", "set", peer, "netns", node.ns, "name", "eth0"]);
     await ipIn(this.layout.underlayNs, "link", "set", node.uplink, "master", "br0", "up");
     await ipIn(node.ns, "addr", "add", `${node.ip}/${UNDERLAY_PREFIX_LEN}`, "dev", "eth0");
-    if (this.hasIpv6) await ipIn(node.ns, "addr", "add", `${node.ip6}/${UNDERLAY_PREFIX_LEN6}`, "dev", "eth0", "nodad");
+    if (this.hasIpv6) {
+      // A real node's NIC has been up for long; the lab's is seconds old. Until its link-local address passes
+      // duplicate address detection, the kernel resolves no neighbour for a forwarded packet on it, so a pod's first
+      // IPv6 packet to another node over host-gw waited 1-2 s. The global address is NODAD for the same reason.
+      await run("ip", ["netns", "exec", node.ns, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"]);
+      await ipIn(node.ns, "addr", "add", `${node.ip6}/${UNDERLAY_PREFIX_LEN6}`, "dev", "eth0", "nodad");
+    }
     await ipIn(node.ns, "link", "set", "eth0", "up");
     await ipIn(node.ns, "route", "add", "default", "via", UNDERLAY_GATEWAY);
     if (startAgent) await this.startAgent(index);
