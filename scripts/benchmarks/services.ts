@@ -9,10 +9,10 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { formatIpv4, parseIpv4 } from "#lib/ipv4.js";
 import type { Lab } from "../../lab/src/lab.js";
-import { run, runStatus } from "../../lab/src/exec.js";
+import { run } from "../../lab/src/exec.js";
 import { POD_HTTP_PORT, startPodServer } from "../../lab/src/lab-pods.js";
 import { REPO_ROOT } from "../../lab/src/paths.js";
-import { podPair, withLab } from "./bench-lab.js";
+import { podPair, rssMiB, runProbe, withLab } from "./bench-lab.js";
 import { IPERF_PORT, iperf, median } from "./iperf.js";
 import { kubeProxyIptables } from "./kube-proxy-iptables.js";
 import { syntheticServices } from "./service-set.js";
@@ -36,27 +36,8 @@ const progress = (line: string): void => {
 };
 const sleep = (msec: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, msec));
 
-async function probe<T>(lab: Lab, args: Record<string, unknown>): Promise<T> {
-  const script = join(REPO_ROOT, "dist/scripts/benchmarks/services-probe.js");
-  const result = await runStatus(
-    "ip",
-    [
-      "netns",
-      "exec",
-      lab.layout.underlayNs,
-      process.execPath,
-      script,
-      JSON.stringify({ endpoint: "http://127.0.0.1:2379", ...args }),
-    ],
-    { timeoutMs: 600_000 },
-  );
-  if (result.code !== 0) throw new Error(`services probe failed: ${result.stderr}`);
-  return JSON.parse(result.stdout) as T;
-}
-
-async function rssMiB(pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(text)?.[1] ?? "0") / 1024;
+function probe<T>(lab: Lab, args: Record<string, unknown>): Promise<T> {
+  return runProbe<T>(lab, "services-probe", args);
 }
 
 function agentPid(lab: Lab, index: number): number {

@@ -6,110 +6,132 @@
 //  - trellis VXLAN for the IPv6 pod network of a dual-stack lab (flannel-v6.1 over the IPv6 underlay) vs the same
 //    topology built by hand for IPv6 (hand-built.ts: MTU 1430)
 // Runs alternate between ours and the baseline; medians.
+import type { Lab, UpOptions } from "../../lab/src/lab.js";
 import { NamespaceSet } from "../../lab/src/netns.js";
 import { podPair, withLab } from "./bench-lab.js";
 import { handBuiltPods, handBuiltPods6 } from "./hand-built.js";
-import { iperf, median } from "./iperf.js";
+import { iperf, median, type IperfEnd } from "./iperf.js";
 import { ratio, table } from "./stats.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const GOAL = 0.95;
 
-async function alternate(
-  label: string,
-  ours: () => Promise<number>,
-  baseline: () => Promise<number>,
-): Promise<{ ours: number; base: number }> {
-  const o: number[] = [];
-  const b: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    process.stderr.write(`  ${label}: round ${round + 1}/${ROUNDS}\n`);
-    o.push(await ours());
-    b.push(await baseline());
-  }
-  return { ours: median(o), base: median(b) };
+type Ends = readonly [IperfEnd, IperfEnd];
+
+/** One row: a lab, the two ends measured in it, and the two ends of its baseline. */
+interface Case {
+  /** The lab's namespace prefix, unique per case. */
+  readonly prefix: string;
+  /** The row's name in the table, and in the progress lines. */
+  readonly path: string;
+  readonly baselinePath: string;
+  readonly lab: UpOptions;
+  readonly ours: (lab: Lab) => Ends;
+  readonly baseline: (lab: Lab) => Ends;
+}
+
+/** The first pod on node 1 and on node 2, by their address of a family. */
+function pods(family: 4 | 6): (lab: Lab) => Ends {
+  return (lab) => {
+    const [a, b] = podPair(lab);
+    const [ipA, ipB] = family === 4 ? [a.ip, b.ip] : [a.ip6, b.ip6];
+    if (ipA === undefined || ipB === undefined) throw new Error(`the pods have no IPv${family} address`);
+    return [
+      { ns: a.name, ip: ipA },
+      { ns: b.name, ip: ipB },
+    ];
+  };
+}
+
+/** Node 1 and node 2 on the lab's underlay. */
+function nodes(lab: Lab): Ends {
+  const [n1, n2] = [lab.layout.node(1), lab.layout.node(2)];
+  return [
+    { ns: n1.ns, ip: n1.ip },
+    { ns: n2.ns, ip: n2.ip },
+  ];
+}
+
+/** Runs ours and its baseline alternately, ROUNDS times each; the medians. */
+async function measure(c: Case): Promise<{ ours: number; base: number }> {
+  return withLab(c.prefix, c.lab, async (lab) => {
+    const [oursA, oursB] = c.ours(lab);
+    const [baseA, baseB] = c.baseline(lab);
+    const o: number[] = [];
+    const b: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      process.stderr.write(`  ${c.path}: round ${round + 1}/${ROUNDS}\n`);
+      o.push(await iperf(oursA, oursB, SECONDS));
+      b.push(await iperf(baseA, baseB, SECONDS));
+    }
+    return { ours: median(o), base: median(b) };
+  });
 }
 
 async function main(): Promise<void> {
   const namespaces = new NamespaceSet();
   try {
-    const [handA, handB] = await handBuiltPods(namespaces);
-    const vxlan = await withLab("btv", { nodes: 2, backend: "vxlan", podsPerNode: 1 }, async (lab) => {
-      const [a, b] = podPair(lab);
-      return alternate(
-        "vxlan",
-        () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS),
-        () => iperf(handA, handB, SECONDS),
-      );
-    });
-    const unmasqueraded = await withLab(
-      "btn",
-      { nodes: 2, backend: "vxlan", podsPerNode: 1, agentEnv: { TRELLIS_IP_MASQ: "false" } },
-      async (lab) => {
-        const [a, b] = podPair(lab);
-        return alternate(
-          "vxlan, --ip-masq=false",
-          () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS),
-          () => iperf(handA, handB, SECONDS),
-        );
-      },
-    );
-    const untracked = await withLab(
-      "btu",
+    const hand = await handBuiltPods(namespaces);
+    const hand6 = await handBuiltPods6(namespaces);
+    const byHand = (): Ends => hand;
+    const noMasq = { TRELLIS_IP_MASQ: "false" };
+    const vxlan = { nodes: 2, backend: "vxlan", podsPerNode: 1 } as const;
+    const hostgw = { nodes: 2, backend: "host-gw", podsPerNode: 1 } as const;
+    const handVxlan = "flannel's vxlan topology by hand, MTU 1450";
+    const cases: Case[] = [
       {
-        nodes: 2,
-        backend: "vxlan",
-        podsPerNode: 1,
-        agentEnv: { TRELLIS_IP_MASQ: "false", TRELLIS_SERVICES: "false" },
+        prefix: "btv",
+        path: "trellis vxlan (MTU 1450)",
+        baselinePath: handVxlan,
+        lab: vxlan,
+        ours: pods(4),
+        baseline: byHand,
       },
-      async (lab) => {
-        const [a, b] = podPair(lab);
-        return alternate(
-          "vxlan, --ip-masq=false --services=false",
-          () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS),
-          () => iperf(handA, handB, SECONDS),
-        );
+      {
+        prefix: "btn",
+        path: "trellis vxlan, --ip-masq=false",
+        baselinePath: handVxlan,
+        lab: { ...vxlan, agentEnv: noMasq },
+        ours: pods(4),
+        baseline: byHand,
       },
-    );
-    const hostgw = await withLab("bth", { nodes: 2, backend: "host-gw", podsPerNode: 1 }, async (lab) => {
-      const [a, b] = podPair(lab);
-      const n1 = lab.layout.node(1);
-      const n2 = lab.layout.node(2);
-      return alternate(
-        "host-gw",
-        () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS),
-        () => iperf({ ns: n1.ns, ip: n1.ip }, { ns: n2.ns, ip: n2.ip }, SECONDS),
-      );
-    });
-    const hostgwUnmasqueraded = await withLab(
-      "btg",
-      { nodes: 2, backend: "host-gw", podsPerNode: 1, agentEnv: { TRELLIS_IP_MASQ: "false" } },
-      async (lab) => {
-        const [a, b] = podPair(lab);
-        const n1 = lab.layout.node(1);
-        const n2 = lab.layout.node(2);
-        return alternate(
-          "host-gw, --ip-masq=false",
-          () => iperf({ ns: a.name, ip: a.ip }, { ns: b.name, ip: b.ip }, SECONDS),
-          () => iperf({ ns: n1.ns, ip: n1.ip }, { ns: n2.ns, ip: n2.ip }, SECONDS),
-        );
+      {
+        prefix: "btu",
+        path: "trellis vxlan, --ip-masq=false --services=false",
+        baselinePath: handVxlan,
+        lab: { ...vxlan, agentEnv: { ...noMasq, TRELLIS_SERVICES: "false" } },
+        ours: pods(4),
+        baseline: byHand,
       },
-    );
-    const [hand6A, hand6B] = await handBuiltPods6(namespaces);
-    const vxlan6 = await withLab(
-      "bt6",
-      { nodes: 2, backend: "vxlan", podsPerNode: 1, ipFamily: "dual" },
-      async (lab) => {
-        const [a, b] = podPair(lab);
-        if (a.ip6 === undefined || b.ip6 === undefined) throw new Error("the dual-stack pods have no IPv6 address");
-        const [ip6a, ip6b] = [a.ip6, b.ip6];
-        return alternate(
-          "vxlan, IPv6 (dual-stack)",
-          () => iperf({ ns: a.name, ip: ip6a }, { ns: b.name, ip: ip6b }, SECONDS),
-          () => iperf(hand6A, hand6B, SECONDS),
-        );
+      {
+        prefix: "bth",
+        path: "trellis host-gw",
+        baselinePath: "plain node to node on the underlay",
+        lab: hostgw,
+        ours: pods(4),
+        baseline: nodes,
       },
-    );
+      {
+        prefix: "btg",
+        path: "trellis host-gw, --ip-masq=false",
+        baselinePath: "plain node to node on the underlay",
+        lab: { ...hostgw, agentEnv: noMasq },
+        ours: pods(4),
+        baseline: nodes,
+      },
+      {
+        prefix: "bt6",
+        path: "trellis vxlan IPv6, dual-stack (MTU 1430)",
+        baselinePath: "the IPv6 vxlan topology by hand, MTU 1430",
+        lab: { ...vxlan, ipFamily: "dual" },
+        ours: pods(6),
+        baseline: () => hand6,
+      },
+    ];
+    const results: { c: Case; ours: number; base: number }[] = [];
+    for (const c of cases) results.push({ c, ...(await measure(c)) });
+
     const gbit = (v: number): string => `${v.toFixed(2)} Gbit/s`;
     process.stdout.write(
       `Throughput, pod to pod across two nodes: iperf3 TCP, ${SECONDS} s per run, median of ${ROUNDS} alternating runs\n\n`,
@@ -117,54 +139,11 @@ async function main(): Promise<void> {
     process.stdout.write(
       `${table([
         ["path", "ours", "baseline", "baseline path", "ratio"],
-        [
-          "trellis vxlan (MTU 1450)",
-          gbit(vxlan.ours),
-          gbit(vxlan.base),
-          "flannel's vxlan topology by hand, MTU 1450",
-          ratio(vxlan.ours, vxlan.base),
-        ],
-        [
-          "trellis vxlan, --ip-masq=false",
-          gbit(unmasqueraded.ours),
-          gbit(unmasqueraded.base),
-          "the same",
-          ratio(unmasqueraded.ours, unmasqueraded.base),
-        ],
-        [
-          "trellis vxlan, --ip-masq=false --services=false",
-          gbit(untracked.ours),
-          gbit(untracked.base),
-          "the same",
-          ratio(untracked.ours, untracked.base),
-        ],
-        [
-          "trellis host-gw",
-          gbit(hostgw.ours),
-          gbit(hostgw.base),
-          "plain node to node on the underlay",
-          ratio(hostgw.ours, hostgw.base),
-        ],
-        [
-          "trellis host-gw, --ip-masq=false",
-          gbit(hostgwUnmasqueraded.ours),
-          gbit(hostgwUnmasqueraded.base),
-          "the same",
-          ratio(hostgwUnmasqueraded.ours, hostgwUnmasqueraded.base),
-        ],
-        [
-          "trellis vxlan IPv6, dual-stack (MTU 1430)",
-          gbit(vxlan6.ours),
-          gbit(vxlan6.base),
-          "the IPv6 vxlan topology by hand, MTU 1430",
-          ratio(vxlan6.ours, vxlan6.base),
-        ],
+        ...results.map(({ c, ours, base }) => [c.path, gbit(ours), gbit(base), c.baselinePath, ratio(ours, base)]),
       ])}\n`,
     );
-    const verdict = (r: { ours: number; base: number }): string => (r.ours / r.base >= 0.95 ? "met" : "NOT met");
-    process.stdout.write(
-      `\ngoals (ratio ≥ 0.95): vxlan ${verdict(vxlan)} (masquerading on), ${verdict(unmasqueraded)} (off), ${verdict(untracked)} (off, no Services); host-gw ${verdict(hostgw)} (on), ${verdict(hostgwUnmasqueraded)} (off); vxlan IPv6 ${verdict(vxlan6)}\n`,
-    );
+    const verdicts = results.map(({ c, ours, base }) => `${c.path} ${ours / base >= GOAL ? "met" : "NOT met"}`);
+    process.stdout.write(`\ngoals (ratio ≥ ${GOAL}): ${verdicts.join("; ")}\n`);
     process.stdout.write(
       "masquerading and the Services proxy's NAT chains need netfilter connection tracking, which then sees every packet (flannel's --ip-masq and kube-proxy pay the same); the --services=false row has neither\n",
     );
